@@ -1,0 +1,198 @@
+"""The domain: cases and everything that happens to them, as pydantic models.
+
+These models are what the store persists (as JSON) and what workflows reason about. They say
+nothing about Slack or Teams: platform references are opaque strings the adapters own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Platform = Literal["slack", "teams", "console"]
+PLATFORMS: tuple[Literal["slack", "teams"], ...] = ("slack", "teams")
+
+
+class Severity(StrEnum):
+    SEV1 = "sev1"
+    SEV2 = "sev2"
+    SEV3 = "sev3"
+    SEV4 = "sev4"
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    WAITING_CUSTOMER = "waiting_on_customer"
+    WAITING_VENDOR = "waiting_on_vendor"
+    RESOLVED = "resolved"
+
+
+class Model(BaseModel):
+    """Base for persisted state: strict about unknown keys so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Actor(Model):
+    """Who did something: a configured person, or an unknown platform user."""
+
+    person: str | None = None
+    platform: Platform = "console"
+    user_id: str | None = None
+    name: str = "someone"
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+SYSTEM = Actor(name="Escalator")
+
+
+class Origin(Model):
+    """Where an escalation came from, so the bot can link back."""
+
+    platform: Platform
+    channel: str | None = None
+    thread: str | None = None
+    message_url: str | None = None
+
+
+class SlaClock(Model):
+    """One SLA target of one case: due time, pauses, and whether warned/breached/met."""
+
+    kind: Literal["acknowledge", "resolve"]
+    tier: str
+    started_at: datetime
+    target: timedelta
+    warn_at: float = 0.8
+    paused_since: datetime | None = None
+    paused_total: timedelta = timedelta()
+    warned: bool = False
+    breached: bool = False
+    met_at: datetime | None = None
+
+    @property
+    def due_at(self) -> datetime:
+        return self.started_at + self.paused_total + self.target
+
+    @property
+    def warn_due_at(self) -> datetime:
+        return self.started_at + self.paused_total + self.target * self.warn_at
+
+    @property
+    def running(self) -> bool:
+        return self.met_at is None and self.paused_since is None
+
+
+class PageTarget(Model):
+    kind: Literal["schedule", "person", "channel"]
+    name: str = ""
+
+
+class FrozenStep(Model):
+    """A paging step as it was when paging started; config edits don't touch running pages."""
+
+    targets: list[PageTarget]
+    wait: timedelta | None = None
+    skip_off_hours: bool = True
+
+
+class Paging(Model):
+    """The paging run of a case in its current tier."""
+
+    policy: str
+    tier: str
+    steps: list[FrozenStep]
+    repeat: int = 0
+    step: int = 0
+    round: int = 0
+    started_at: datetime
+    next_at: datetime | None = None
+    stopped_at: datetime | None = None
+    stopped_by: str | None = None
+    paged: list[str] = Field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.stopped_at is None
+
+
+class VendorInfo(Model):
+    name: str
+    ticket: str | None = None
+    since: datetime
+    last_heard: datetime | None = None
+
+
+class TierVisit(Model):
+    tier: str
+    at: datetime
+    reason: str = ""
+    private: bool = False
+
+
+class Case(Model):
+    """A customer problem as it moves between tiers. `version` guards every write."""
+
+    id: str
+    version: int = 0
+    title: str
+    customer: str | None = None
+    category: str | None = None
+    severity: Severity = Severity.SEV3
+    tier: str
+    status: CaseStatus = CaseStatus.OPEN
+    owner: str | None = None
+    watchers: list[str] = Field(default_factory=list)
+    private: bool = False
+    swarm: bool = False
+    notify_csm: bool = False
+    rule: int | None = None
+    origin: Origin | None = None
+    opened_by: Actor
+    created_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_tier: str | None = None
+    resolution: str | None = None
+    reopened: int = 0
+    tiers: list[TierVisit] = Field(default_factory=list)
+    sla: list[SlaClock] = Field(default_factory=list)
+    paging: Paging | None = None
+    vendor: VendorInfo | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != CaseStatus.RESOLVED
+
+    def clock(self, kind: str) -> SlaClock | None:
+        for clock in self.sla:
+            if clock.kind == kind and clock.tier == self.tier:
+                return clock
+        return None
+
+
+class TimelineEntry(Model):
+    """One line of a case's history: who did what, when, in which tier."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: str = ""
+    tier: str | None = None
+
+
+class ThreadRef(Model):
+    """Where a case's thread lives on one platform (written by the delivery worker)."""
+
+    platform: Platform
+    channel: str
+    root_id: str
+    url: str | None = None
