@@ -395,7 +395,7 @@ def _inner_model(annotation: Any) -> Any:
         if isinstance(current, type) and issubclass(current, BaseModel):
             return current
         stack.extend(getattr(current, "__args__", ()) or ())
-        stack.extend(getattr(current, "__metadata__", ()) and () or ())
+        stack.extend((getattr(current, "__metadata__", ()) and ()) or ())
         origin = getattr(current, "__origin__", None)
         if origin is not None and hasattr(current, "__args__"):
             stack.extend(current.__args__)

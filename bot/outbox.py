@@ -139,7 +139,7 @@ class Outbox:
             "m": raw, "a": str(attempts), "e": error[:1000], "t": self.clock.now().isoformat()})
 
     async def dead_letters(self, platform: str, count: int = 100) -> list[DeadLetter]:
-        rows = await self.redis.xrange(self.keys.dead(platform), count=count)
+        rows: Any = await self.redis.xrange(self.keys.dead(platform), count=count)
         out = []
         for entry_id, data in rows:
             d = {_s(k): _s(v) for k, v in data.items()}
@@ -150,7 +150,7 @@ class Outbox:
 
     async def replay(self, platform: str, entry_id: str | None = None) -> int:
         """Put dead letters (one, or all) back on the outbox with a fresh attempt count."""
-        rows = await self.redis.xrange(self.keys.dead(platform),
+        rows: Any = await self.redis.xrange(self.keys.dead(platform),
                                        min=entry_id or "-", max=entry_id or "+")
         for row_id, data in rows:
             raw = data.get(b"m") or data.get("m")
@@ -190,13 +190,13 @@ class DeliveryWorker:
         await self.outbox.move_due(self.platform)
         redis = self.outbox.redis
         handled = 0
-        _, claimed, *_ = await redis.xautoclaim(self.stream, GROUP, self.consumer,
-                                                min_idle_time=self.claim_idle_ms, start_id="0-0", count=count)
-        for entry_id, data in claimed:
+        claim: Any = await redis.xautoclaim(self.stream, GROUP, self.consumer,
+                                   min_idle_time=self.claim_idle_ms, start_id="0-0", count=count)
+        for entry_id, data in claim[1]:
             if data:
                 await self._handle(entry_id, data)
                 handled += 1
-        rows = await redis.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+        rows: Any = await redis.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
         for _stream, entries in rows or []:
             for entry_id, data in entries:
                 await self._handle(entry_id, data)

@@ -8,6 +8,7 @@ the timer fires again; handlers are idempotent (they check the case state the ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -75,7 +76,7 @@ class Scheduler:
     async def claim_due(self) -> list[tuple[str, str]]:
         k = self.store.keys
         now = self.clock.now()
-        raw = await self.store.redis.eval(_CLAIM, 3, k.timers, k.timer_data, k.timer_leases,
+        raw: Any = await self.store.redis.eval(_CLAIM, 3, k.timers, k.timer_data, k.timer_leases,
                                           to_ms(now), to_ms(now + self.lease), self.batch)
         items = [(_s(raw[i]), _s(raw[i + 1])) for i in range(0, len(raw), 2)]
         return items
@@ -105,7 +106,7 @@ class Scheduler:
         return fired
 
     async def pending(self) -> list[tuple[str, float]]:
-        raw = await self.store.redis.zrange(self.store.keys.timers, 0, -1, withscores=True)
+        raw: Any = await self.store.redis.zrange(self.store.keys.timers, 0, -1, withscores=True)
         return [(_s(member), float(score)) for member, score in raw]
 
     async def run_forever(self, stop: asyncio.Event, *, interval_s: float = 1.0) -> None:
@@ -114,10 +115,8 @@ class Scheduler:
                 await self.run_due()
             except Exception:
                 log.exception("scheduler loop failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
 
 
 def _s(value: Any) -> str:

@@ -97,8 +97,8 @@ class Store:
         return sorted((m.decode() if isinstance(m, bytes) else m) for m in members)
 
     async def case_ids_between(self, start_ms: int, end_ms: int) -> list[str]:
-        raws = await self.redis.zrangebyscore(self.keys.all_cases, start_ms, end_ms)
-        return [r.decode() if isinstance(r, bytes) else r for r in raws]
+        raws: list[Any] = await self.redis.zrangebyscore(self.keys.all_cases, start_ms, end_ms)
+        return [_text(r) for r in raws]
 
     async def next_case_id(self) -> str:
         """Allocate `ESC-1001`, `ESC-1002`, ... (a failed commit leaves a harmless gap)."""

@@ -220,7 +220,7 @@ def _case(words: list[str], actor: Actor, config: Config, key: str | None) -> Co
     if sub == "wait":
         if not rest or rest[0].lower() not in ("customer", "vendor"):
             raise _Usage("Wait on whom? /case ESC-1042 wait customer  or  wait vendor.")
-        return SetWaiting(actor=actor, key=key, case_id=case_id, on=rest[0].lower())  # type: ignore[arg-type]
+        return SetWaiting(actor=actor, key=key, case_id=case_id, on=rest[0].lower())
     if sub == "resume":
         return SetWaiting(actor=actor, key=key, case_id=case_id, on="none")
     raise _Usage(f"'{sub}' is not something I can do with a case.")

@@ -1,0 +1,204 @@
+"""Escalation: open a case and route it, or move an existing case up or down a tier.
+
+Opening a case decides the tier (the agent's choice or the first matching routing rule), the
+privacy (rule or sensitive category), who else must know (CSM, named experts), posts the card in
+the tier's channel, starts the SLA clocks and paging, and links back to where it came from.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.bus import Context, Handler
+from bot.changes import Changes, Timer
+from bot.commands import Command, DeescalateCase, EscalateCase, NudgeVendor, OpenCase
+from bot.config import Config
+from bot.durations import format_duration
+from bot.errors import InvalidTransition, UserError
+from bot.messages import ChannelPost, Notice, Reply, ThreadLink
+from bot.metrics import CASES_OPENED
+from bot.model import SYSTEM, Actor, Case, CaseStatus, Severity, TierVisit, VendorInfo
+from workflows import paging, sla
+from workflows.cards import (
+    customer_label,
+    log,
+    mention,
+    person_name,
+    refresh_card,
+    reply,
+    tell,
+    tier_label,
+)
+from workflows.policy import Facts, is_sensitive, next_tier, previous_tier, route, who_is_on_call
+
+VENDOR_NUDGE_DEFAULT_HOURS = 4
+
+
+def enter_tier(case: Case, tier_id: str, config: Config, now: datetime, changes: Changes, *,
+               reason: str = "") -> list[str]:
+    """Put the case in `tier_id`: new thread and card, SLA clocks, paging. Returns who was paged."""
+    case.tier = tier_id
+    case.status = CaseStatus.OPEN
+    case.acknowledged_at = None
+    case.acknowledged_by = None
+    case.tiers.append(TierVisit(tier=tier_id, at=now, reason=reason, private=case.private))
+    sla.start_clocks(case, config, now, changes)
+    refresh_card(case, changes, config, now)
+    return paging.start(case, config, now, changes)
+
+
+def resolve_people(refs: list[str], config: Config, now: datetime) -> list[str]:
+    people = []
+    for ref in refs:
+        kind, _, name = ref.partition(":")
+        if kind == "person":
+            people.append(name)
+        elif kind == "schedule" and name in config.schedules:
+            people.append(who_is_on_call(config.schedules[name], now, config.tz).now)
+    return people
+
+
+async def open_case(cmd: OpenCase, ctx: Context) -> Reply:
+    config, now = ctx.config, ctx.clock.now()
+    if cmd.key and (done := await ctx.store.dedupe_result(cmd.key)) is not None:
+        return Reply(text=done)
+    customer = config.customers.get(cmd.customer) if cmd.customer else None
+    if cmd.customer and customer is None:
+        raise UserError(f"Unknown customer '{cmd.customer}' (known: {', '.join(config.customers) or 'none'}).")
+    category = cmd.category.lower() if cmd.category else None
+    facts = Facts(text=cmd.title, category=category, severity=cmd.severity, customer=cmd.customer,
+                  segment=customer.segment if customer else None,
+                  channel=cmd.origin.channel if cmd.origin else None)
+    decision = route(facts, config)
+    tier_id = config.tier(cmd.tier).id if cmd.tier else decision.tier
+    tier = config.tier(tier_id)
+    if not tier.channels.items() and not tier.private_channels.items():
+        raise UserError(f"{tier_label(config, tier_id)} has no channel to post in; escalate to a staffed tier "
+                        f"({', '.join(t.id for t in config.tiers if t.channels.items())}).")
+    private = decision.private or is_sensitive(category, config)
+    case_id = await ctx.store.next_case_id()
+    case = Case(id=case_id, version=1, title=cmd.title, customer=cmd.customer, category=category,
+                severity=cmd.severity or Severity.SEV3, tier=tier_id, private=private, swarm=decision.swarm,
+                notify_csm=decision.notify_csm, rule=decision.rule, origin=cmd.origin, opened_by=cmd.actor,
+                created_at=now, updated_at=now)
+    changes = Changes(expected_version=0)
+    why = f"chosen by {cmd.actor.name}" if cmd.tier else decision.why
+    log(changes, case, now, cmd.actor, "opened",
+        f"{case.severity.value} in {tier_id} ({why}){', private' if private else ''}: {case.title}")
+    paged = enter_tier(case, tier_id, config, now, changes, reason=why)
+    origin_where = f" from {cmd.origin.platform} {cmd.origin.channel}" if cmd.origin and cmd.origin.channel else ""
+    reply(case, changes, f"Escalated by {cmd.actor.name}{origin_where}",
+          f"{case.title}\nRouted: {why}." + (f"\nOriginal message: {cmd.origin.message_url}"
+                                             if cmd.origin and cmd.origin.message_url else ""))
+
+    extra = [p for p in resolve_people(decision.add, config, now) if p in config.people]
+    notify = [(p, f"added by routing rule {(decision.rule or 0) + 1}") for p in extra]
+    if customer and customer.csm and (decision.notify_csm or customer.segment == "enterprise"):
+        notify.append((customer.csm, f"the customer success manager of {customer.name}"))
+    for person, why_person in notify:
+        if person not in case.watchers:
+            case.watchers.append(person)
+        tell(case, changes, person, f"{case.id} escalated ({case.severity.value}, {tier_id})",
+             f"{case.title}\nCustomer: {customer_label(config, case.customer)}\nYou are told because: {why_person}.")
+        log(changes, case, now, SYSTEM, "notified", f"{person_name(config, person)}: {why_person}")
+    if extra:
+        reply(case, changes, "Added to the case", ", ".join(person_name(config, p) for p in extra),
+              mentions=[mention(config, p) for p in extra])
+
+    if cmd.origin and cmd.origin.channel and cmd.origin.platform != "console":
+        # The origin may be public: a private case's link-back names only the id and tier.
+        title = case.id if private else f"{case.id} · {case.title}"
+        changes.say(Notice(kind="post", title=f"Escalated to {tier_label(config, tier_id)} as {title}",
+                           links=[ThreadLink(case_id=case.id, tier=tier_id, label="Follow the case thread")],
+                           case_id=case.id), ChannelPost(platform=cmd.origin.platform, channel=cmd.origin.channel,
+                                                         thread=cmd.origin.thread))
+    changes.case = case
+    where = "its private channel" if private and tier.private_channels.items() else "its channel"
+    paged_text = f" Paging {', '.join(person_name(config, p) for p in paged)}." if paged else ""
+    text = (f"Opened {case.id} in {tier_label(config, tier_id)} ({case.severity.value}); "
+            f"the case thread is being posted in {where}.{paged_text}")
+    if not await ctx.commit(changes, key=cmd.key, result=text):
+        return Reply(text=await ctx.store.dedupe_result(cmd.key or "") or text, case_id=case.id)
+    CASES_OPENED.labels(tier_id).inc()
+    return Reply(text=text, case_id=case.id, links=[ThreadLink(case_id=case.id, tier=tier_id,
+                                                               label="Open the case thread")])
+
+
+def move(case: Case, target: str, actor: Actor, reason: str, config: Config, now: datetime,
+         changes: Changes, *, direction: str) -> list[str]:
+    """Move the case to another tier: the old thread gets a pointer, the new one a card and context."""
+    old = case.tier
+    paging.stop(case, f"{direction} to {target}", now, changes, quiet=True)
+    sla.stop_tier(case, old, now, changes)
+    if case.owner:  # the new tier takes over; the previous owner keeps watching
+        if case.owner not in case.watchers:
+            case.watchers.append(case.owner)
+        case.owner = None
+    paged = enter_tier(case, target, config, now, changes, reason=reason)
+    refresh_card(case, changes, config, now, tier=old)  # the old card now says "moved"
+    reply(case, changes, f"{direction.capitalize()}d to {tier_label(config, target)} by {actor.name}",
+          f"Reason: {reason}", tier=old,
+          links=[ThreadLink(case_id=case.id, tier=target, label=f"Continue in {target}")])
+    reply(case, changes, f"{direction.capitalize()}d from {tier_label(config, old)} by {actor.name}",
+          f"Reason: {reason}", links=[ThreadLink(case_id=case.id, tier=old, label=f"Earlier thread in {old}")])
+    log(changes, case, now, actor, f"{direction}d", f"{old} → {target}: {reason}")
+    return paged
+
+
+async def escalate_case(cmd: EscalateCase, ctx: Context) -> Reply:
+    config, now = ctx.config, ctx.clock.now()
+
+    def mutate(case: Case, changes: Changes) -> Reply:
+        if not case.is_open:
+            raise InvalidTransition(f"{case.id} is resolved; reopen it first (/case {case.id} reopen).")
+        target = config.tier(cmd.to_tier).id if cmd.to_tier else next_tier(case.tier, config)
+        if target is None:
+            raise InvalidTransition(f"{case.id} is already in the highest tier ({case.tier}).")
+        order = [t.id for t in config.tiers]
+        if order.index(target) <= order.index(case.tier):
+            raise InvalidTransition(f"{target} is not above {case.tier}; use /case {case.id} deescalate.")
+        paged = move(case, target, cmd.actor, cmd.reason, config, now, changes, direction="escalate")
+        if target.lower() == "vendor":
+            case.vendor = VendorInfo(name=cmd.vendor or "vendor", ticket=cmd.vendor_ticket, since=now)
+            case.status = CaseStatus.WAITING_VENDOR
+            nudge = config.tier(target).vendor_nudge or _default_nudge(config, target)
+            changes.schedule(Timer(f"{case.id}:vendor-nudge", now + nudge, NudgeVendor(case_id=case.id)))
+            log(changes, case, now, cmd.actor, "vendor engaged",
+                f"{case.vendor.name}{' ticket ' + cmd.vendor_ticket if cmd.vendor_ticket else ''}; "
+                f"owner reminded after {format_duration(nudge)} without an answer")
+            refresh_card(case, changes, config, now)
+        paged_text = f" Paging {', '.join(person_name(config, p) for p in paged)}." if paged else ""
+        return Reply(text=f"{case.id} escalated to {tier_label(config, target)}.{paged_text}", case_id=case.id)
+
+    return await ctx.update(cmd.case_id, mutate, key=cmd.key)
+
+
+def _default_nudge(config: Config, tier_id: str) -> timedelta:
+    tier = config.tier(tier_id)
+    if tier.sla and tier.sla.acknowledge:
+        return tier.sla.acknowledge
+    return timedelta(hours=VENDOR_NUDGE_DEFAULT_HOURS)
+
+
+async def deescalate_case(cmd: DeescalateCase, ctx: Context) -> Reply:
+    config, now = ctx.config, ctx.clock.now()
+
+    def mutate(case: Case, changes: Changes) -> Reply:
+        if not case.is_open:
+            raise InvalidTransition(f"{case.id} is resolved; reopen it first.")
+        target = config.tier(cmd.to_tier).id if cmd.to_tier else previous_tier(case.tier, config)
+        if target is None:
+            raise InvalidTransition(f"{case.id} is already in the lowest staffed tier ({case.tier}).")
+        order = [t.id for t in config.tiers]
+        if order.index(target) >= order.index(case.tier):
+            raise InvalidTransition(f"{target} is not below {case.tier}; use /escalate {case.id} {target}.")
+        case.vendor = None
+        move(case, target, cmd.actor, cmd.reason, config, now, changes, direction="de-escalate")
+        return Reply(text=f"{case.id} moved down to {tier_label(config, target)}.", case_id=case.id)
+
+    return await ctx.update(cmd.case_id, mutate, key=cmd.key)
+
+
+HANDLERS: dict[type[Command], Handler] = {
+    OpenCase: open_case, EscalateCase: escalate_case, DeescalateCase: deescalate_case,
+}
