@@ -358,7 +358,7 @@ def _describe(err: Any, data: Any) -> str:
     if kind == "extra_forbidden":
         known = _known_keys(loc[:-1])
         hint = f" (known keys: {', '.join(known)})" if known else ""
-        return f"{path}: unknown key '{loc[-1]}'{hint}; remove it or fix its spelling"
+        return f"{_path(loc[:-1])}: unknown key '{loc[-1]}'{hint}; remove it or fix its spelling"
     if kind == "missing":
         return f"{path}: required key is missing; add it"
     if kind == "literal_error" or kind == "enum":

@@ -11,8 +11,10 @@ import re
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # 13-19 digits, optionally grouped by single spaces or dashes.
 CARD = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
-PHONE = re.compile(r"(?<![\w])(?:\+|00)?\d(?:[\s().-]?\d){6,14}(?![\w])")
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./]\d{2}[./]\d{4}")
+# A whole run of digits (never part of a longer one), optionally with a country prefix.
+PHONE = re.compile(r"(?<![\w+])(?<!\d[\s.-])(\+|00)?\(?\d(?:[\s().-]{0,2}\d){6,16}(?![\w])(?![\s.-]\d)")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -62,7 +64,11 @@ def scrub(text: str) -> tuple[str, list[str]]:
 
     def phone(match: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", match.group(0))
-        if len(digits) < 7:
+        international = match.group(1) is not None
+        # International numbers have 8-15 digits; without a prefix we need 10+ so that dates,
+        # order numbers and ticket ids survive.
+        if DATE.search(match.group(0)) or not (
+                8 <= len(digits) <= 15 if international else 10 <= len(digits) <= 15):
             return match.group(0)
         found.append("phone number")
         return "[phone removed]"

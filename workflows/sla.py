@@ -108,6 +108,10 @@ async def check_sla(cmd: CheckSla, ctx: Context) -> Reply:
         if cmd.level == "warn":
             if clock.warned or clock.breached:
                 return Reply(text="already warned")
+            if now >= clock.due_at:  # fired late (downtime): the breach notice says it all
+                clock.warned = True
+                changes.case = case
+                return Reply(text="warning skipped, breach follows")
             clock.warned = True
             left = format_duration(clock.due_at - now)
             reply(case, changes, f"SLA warning: {cmd.kind} due in {left}",

@@ -1,0 +1,190 @@
+"""The `escalator` command: serve, console, check-config, outbox, teams-package.
+
+Every command takes `--config FILE` (default `$ESCALATOR_CONFIG`, then `./escalator.yaml`).
+A config error prints every problem with the file and key path and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.config import Config, ConfigError, load_config
+from bot.settings import Settings
+
+CONFIG_OPTION = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="ESCALATOR_CONFIG",
+    default="escalator.yaml", show_default=True, help="The YAML config file (env ESCALATOR_CONFIG).")
+
+
+def _load(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"Escalator cannot start: {len(exc.problems)} problem(s) in the config.", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """Escalator: tiered escalation, paging and case threads in Slack and Microsoft Teams."""
+
+
+@main.command("check-config")
+@CONFIG_OPTION
+def check_config(config_path: Path) -> None:
+    """Validate the config file and say what it sets up."""
+    config = _load(config_path)
+    click.echo(f"{config_path}: OK: {len(config.tiers)} tiers ({', '.join(config.tier_ids)}), "
+               f"{len(config.people)} people, {len(config.schedules)} schedules, {len(config.policies)} paging "
+               f"policies, {len(config.routing)} routing rules, {len(config.customers)} customers, "
+               f"timezone {config.timezone}.")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+def serve(config_path: Path, host: str, port: int) -> None:
+    """Serve Slack (/slack/events), Teams (/api/messages), /healthz and /metrics on one port."""
+    from aiohttp import web
+
+    from adapters import logs
+    from adapters.web import build_web_app
+    from bot.runtime import build_runtime
+    from workflows import HANDLERS
+
+    config = _load(config_path)
+    logs.configure()
+    settings = Settings()
+    runtime = build_runtime(config=config, settings=settings, handlers=HANDLERS)
+    app = build_web_app(runtime, _platform_adapters(runtime))
+
+    async def close(_: web.Application) -> None:
+        await runtime.close()
+
+    app.on_cleanup.append(close)
+    click.echo(f"Escalator serving on http://{host}:{port} (redis: {runtime.redis.where}); "
+               f"Slack {'on' if settings.slack_enabled else 'off (no SLACK_BOT_TOKEN)'}, "
+               f"Teams {'on' if settings.microsoft_app_id else 'local/emulator mode (no MICROSOFT_APP_ID)'}.")
+    web.run_app(app, host=host, port=port, print=None)
+
+
+def _platform_adapters(runtime: Any) -> list[Any]:
+    from adapters.slack.app import build_slack_adapter
+    from adapters.teams.app import build_teams_adapter
+
+    return [build_slack_adapter(runtime), build_teams_adapter(runtime)]
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--as", "person", default="alice", show_default=True, help="The configured person you act as.")
+def console(config_path: Path, person: str) -> None:
+    """Type chat commands as PERSON and see what the bot posts; reads stdin when it is not a terminal."""
+    from adapters import logs
+
+    logs.configure(json=False, level=40)
+    config = _load(config_path)
+    if person not in config.people:
+        click.echo(f"Unknown person '{person}' (known: {', '.join(config.people)}).", err=True)
+        sys.exit(2)
+    asyncio.run(_console(config, person))
+
+
+async def _console(config: Config, person: str) -> None:
+    from adapters.console.session import ConsoleSession, SandboxClock
+    from bot.clock import SystemClock
+    from bot.runtime import build_runtime
+    from workflows import HANDLERS
+
+    clock = SandboxClock(SystemClock())
+    runtime = build_runtime(config=config, settings=Settings(), handlers=HANDLERS, clock=clock)
+    session = ConsoleSession(runtime, person=person, out=click.echo, advance=clock.advance)
+    try:
+        await session.start()
+        interactive = sys.stdin.isatty()
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, lambda: input("> ") if interactive else sys.stdin.readline())
+            if not interactive and line == "":
+                break
+            if not await session.handle_line(line):
+                break
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        await runtime.close()
+
+
+@main.group()
+def outbox() -> None:
+    """Inspect the outbox: pending counts and dead letters, and replay them."""
+
+
+@outbox.command("status")
+@CONFIG_OPTION
+def outbox_status(config_path: Path) -> None:
+    """How many messages wait for delivery and how many are dead, per platform."""
+    async def run(runtime: Any) -> None:
+        for platform in ("slack", "teams"):
+            dead = await runtime.outbox.dead_letters(platform, count=10_000)
+            click.echo(f"{platform}: {await runtime.outbox.pending(platform)} pending, {len(dead)} dead")
+    _with_runtime(config_path, run)
+
+
+@outbox.command("dead")
+@CONFIG_OPTION
+@click.option("--platform", type=click.Choice(["slack", "teams"]), default="slack", show_default=True)
+def outbox_dead(config_path: Path, platform: str) -> None:
+    """List the dead letters of a platform."""
+    async def run(runtime: Any) -> None:
+        letters = await runtime.outbox.dead_letters(platform, count=1000)
+        if not letters:
+            click.echo(f"No dead letters for {platform}.")
+        for d in letters:
+            m = d.message
+            click.echo(f"{d.id}  {d.failed_at}  {m.notice.case_id or '-'}  {m.notice.kind} to "
+                       f"{m.address.channel or m.address.user}  after {d.attempts} attempts: {d.error}")
+    _with_runtime(config_path, run)
+
+
+@outbox.command("replay")
+@CONFIG_OPTION
+@click.option("--platform", type=click.Choice(["slack", "teams"]), default="slack", show_default=True)
+@click.argument("entry_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter of the platform.")
+def outbox_replay(config_path: Path, platform: str, entry_id: str | None, replay_all: bool) -> None:
+    """Put a dead letter (ENTRY_ID) or all of them (--all) back on the outbox."""
+    if not entry_id and not replay_all:
+        raise click.UsageError("Give a dead letter id (see `escalator outbox dead`) or --all.")
+
+    async def run(runtime: Any) -> None:
+        n = await runtime.outbox.replay(platform, None if replay_all else entry_id)
+        click.echo(f"Replayed {n} message(s) on {platform}.")
+    _with_runtime(config_path, run)
+
+
+def _with_runtime(config_path: Path, fn: Any) -> None:
+    from bot.runtime import build_runtime
+    from workflows import HANDLERS
+
+    config = _load(config_path)
+
+    async def go() -> None:
+        runtime = build_runtime(config=config, settings=Settings(), handlers=HANDLERS)
+        try:
+            await fn(runtime)
+        finally:
+            await runtime.close()
+    asyncio.run(go())
+
+
+if __name__ == "__main__":
+    main()
