@@ -1,0 +1,292 @@
+"""The Slack adapter: a Bolt `AsyncApp` on `POST /slack/events` (or Socket Mode), and the transport.
+
+Bolt verifies every HTTP request's signature and timestamp (401 otherwise) before any listener
+runs. Listeners are thin: payload -> command (`inbound`), `await runtime.bus.handle(command)`
+(Redis only, a millisecond or two), answer the caller (`render`). Nothing is posted to a channel
+from here: the workflows write to the outbox and the delivery worker (`delivery`) posts.
+
+`process_before_response=True` makes Bolt answer as soon as the listener returns; the default
+mode polls for `ack()` every 10 ms, which would make every slash command 10 ms slower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+from pydantic import SecretStr
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import ids, inbound, render
+from adapters.slack.delivery import SlackTransport, web_client
+from bot.changes import Changes
+from bot.commands import Command
+from bot.messages import Address, Notice, OutboxMessage, Reply, ThreadLink
+from bot.runtime import Runtime
+
+log = structlog.get_logger("escalator.slack")
+
+PATH = "/slack/events"
+INTERACTIVE_TIMEOUT_S = 2  # views.open must happen within Slack's 3 s anyway
+Ack = Callable[..., Awaitable[Any]]
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value().strip() if value is not None else ""
+
+
+class SlackAdapter:
+    """`adapters.platform.PlatformAdapter` for Slack. Build it with `build_slack_adapter`."""
+
+    platform = "slack"
+
+    def __init__(self, runtime: Runtime, *, token: str, signing_secret: str, app_token: str = "",
+                 api_url: str = "https://slack.com/api/") -> None:
+        self.runtime = runtime
+        self.config = runtime.config
+        self.token = token
+        self.signing_secret = signing_secret
+        self.app_token = app_token
+        self.api_url = api_url
+        slack = runtime.config.platforms.slack
+        self.workspace_url = slack.url if slack else None
+        self.bolt: AsyncApp | None = None
+        self.socket_mode: Any = None  # AsyncSocketModeHandler once started
+        self._transport: SlackTransport | None = None
+        self._follow_ups: set[asyncio.Task[None]] = set()
+        if token:
+            client = AsyncWebClient(token=token, base_url=api_url, timeout=INTERACTIVE_TIMEOUT_S,
+                                    retry_handlers=[])
+            self.bolt = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=True,
+                                 name="escalator", logger=logging.getLogger("escalator.slack.bolt"))
+            self._register(self.bolt)
+
+    # ---- PlatformAdapter ----------------------------------------------------------------
+
+    @property
+    def http_enabled(self) -> bool:
+        """HTTP mode needs a bot token and a signing secret; without the secret nothing is trusted."""
+        return self.bolt is not None and bool(self.signing_secret)
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_post(PATH, self.handle_http)
+
+    def transport(self) -> SlackTransport | None:
+        if not self.token:
+            return None
+        if self._transport is None:
+            self._transport = SlackTransport(store=self.runtime.store, clock=self.runtime.clock,
+                                             client=web_client(token=self.token, base_url=self.api_url),
+                                             workspace_url=self.workspace_url)
+        return self._transport
+
+    async def start(self) -> None:
+        """Connect Socket Mode when an app-level token (SLACK_APP_TOKEN) is configured."""
+        if self.bolt is None or not self.app_token:
+            return
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        self.socket_mode = AsyncSocketModeHandler(self.bolt, app_token=self.app_token)
+        await self.socket_mode.connect_async()
+        log.info("slack socket mode connected")
+
+    async def stop(self) -> None:
+        if self.socket_mode is not None:
+            await self.socket_mode.close_async()
+            self.socket_mode = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Wait for the follow-up messages (button results) still being sent to callers."""
+        while self._follow_ups:
+            await asyncio.gather(*list(self._follow_ups), return_exceptions=True)
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        """POST /slack/events: commands, interactivity and events, verified by Bolt."""
+        if self.bolt is None or not self.http_enabled:
+            return web.json_response(
+                {"error": "Slack is not configured here: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
+                status=503)
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    # ---- listeners --------------------------------------------------------------------
+
+    def _register(self, bolt: AsyncApp) -> None:
+        bolt.command(re.compile(r"^/.+"))(self._on_command)
+        bolt.shortcut(ids.SHORTCUT_ESCALATE)(self._on_shortcut)
+        bolt.view(ids.FORM_ESCALATE)(self._on_escalate_form)
+        bolt.view(ids.FORM_REASON)(self._on_reason_form)
+        bolt.action(re.compile("^" + ids.ACTION_PREFIX))(self._on_button)
+        bolt.event("app_mention")(self._on_mention)
+
+    async def _on_command(self, ack: Ack, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """A slash command: parse, run, answer the caller only (ephemeral)."""
+        result = inbound.slash_command(body, self.config)
+        if isinstance(result, Reply) and result.form == "escalate":
+            form = inbound.form_for_command(body, result)
+            view = render.escalate_form(self.config, prefill=form.prefill, metadata=form.metadata)
+            if await self._open(client, body.get("trigger_id"), view):
+                await ack()
+            else:
+                await self._ack_reply(ack, Reply(ok=False, text=(
+                    "I could not open the form just now. Type it instead, e.g. "
+                    "/escalate L2 sev2 customer:globex checkout fails for EU cards")))
+            return
+        reply = result if isinstance(result, Reply) else await self._handle(result)
+        await self._ack_reply(ack, reply)
+
+    async def _on_shortcut(self, ack: Ack, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """"Escalate this message": the form, prefilled with the message and its link."""
+        await ack()
+        form = inbound.form_for_shortcut(body, workspace_url=self.workspace_url)
+        view = render.escalate_form(self.config, prefill=form.prefill, metadata=form.metadata,
+                                    source_url=form.source_url)
+        await self._open(client, body.get("trigger_id"), view)
+
+    async def _on_escalate_form(self, ack: Ack, body: dict[str, Any]) -> None:
+        """The escalation form was submitted: open the case, show the outcome in the modal."""
+        result = inbound.escalate_submission(body, self.config)
+        if isinstance(result, dict):
+            await ack(response_action="errors", errors=result)
+            return
+        reply = await self._handle(result)
+        if not reply.ok:
+            await ack(response_action="errors", errors={ids.BLOCK_SUMMARY: reply.text[:2000]})
+            return
+        view = render.result_view("Case opened", reply, links=await self._resolve(reply.links))
+        await ack(response_action="update", view=view)
+
+    async def _on_reason_form(self, ack: Ack, body: dict[str, Any]) -> None:
+        """The reason/resolution a button asked for: run the button's command."""
+        result = inbound.reason_submission(body, self.config)
+        if isinstance(result, dict):
+            await ack(response_action="errors", errors=result)
+            return
+        reply = await self._handle(result)
+        if not reply.ok:
+            await ack(response_action="errors", errors={ids.BLOCK_REASON: reply.text[:2000]})
+            return
+        title = "Done" if not reply.case_id else reply.case_id
+        await ack(response_action="update", view=render.result_view(title, reply,
+                                                                    links=await self._resolve(reply.links)))
+
+    async def _on_button(self, ack: Ack, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """A case card button: ask for words first if it needs them, else run it."""
+        await ack()
+        press = inbound.button_press(body, self.config)
+        if press is None:
+            return
+        if press.needs:
+            view = render.reason_form(action=press.action, case_id=press.case_id, target_tier=press.target_tier,
+                                      metadata=press.metadata)
+            await self._open(client, body.get("trigger_id"), view)
+            return
+        result = inbound.press_command(press)
+        reply = result if isinstance(result, Reply) else await self._handle(result)
+        self._follow_up(body.get("response_url"), reply)
+
+    async def _on_mention(self, ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """`@Escalator escalate ...`: the same commands; the answer goes to the caller by DM."""
+        await ack()
+        event_id = body.get("event_id")
+        if event_id and not await self.runtime.store.claim_once(f"slack:event:{event_id}"):
+            log.info("slack event retry ignored", event_id=event_id)
+            return
+        result = inbound.mention_command(event, event_id, self.config)
+        if isinstance(result, Reply) and result.form == "escalate":
+            result = Reply(ok=False, text="Use /escalate to open the form, or write the escalation out, e.g. "
+                                          "@Escalator escalate L2 sev2 checkout fails for EU cards")
+        reply = result if isinstance(result, Reply) else await self._handle(result)
+        user = event.get("user")
+        if user:
+            await self._tell(user, reply, message_id=f"slack-mention-{event_id or uuid.uuid4().hex}")
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    async def _handle(self, command: Command) -> Reply:
+        """Run a command; a bug becomes a short apology to the caller, and a log line for us."""
+        try:
+            return await self.runtime.bus.handle(command)
+        except Exception:
+            log.exception("slack command failed", command=type(command).__name__)
+            return Reply(ok=False, text="Something went wrong on our side and it has been logged. "
+                                        "Please try again in a minute.")
+
+    async def _ack_reply(self, ack: Ack, reply: Reply) -> None:
+        message = render.render_reply(reply, links=await self._resolve(reply.links))
+        await ack(text=message.text, blocks=message.blocks, response_type="ephemeral")
+
+    async def _resolve(self, links: Sequence[ThreadLink]) -> list[render.ResolvedLink]:
+        """Thread links whose thread is already posted (a brand-new case's is not, yet)."""
+        out = []
+        for lnk in links:
+            threads = await self.runtime.store.threads(lnk.case_id)
+            ref = threads.get(f"slack:{lnk.tier}") or next(
+                (r for k, r in threads.items() if k.endswith(f":{lnk.tier}") and r.url), None)
+            if ref is not None and ref.url:
+                out.append(render.ResolvedLink(label=lnk.label, url=ref.url))
+        return out
+
+    async def _open(self, client: AsyncWebClient, trigger_id: str | None, view: dict[str, Any]) -> bool:
+        if not trigger_id:
+            return False
+        try:
+            await client.views_open(trigger_id=trigger_id, view=view)
+            return True
+        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("could not open a slack modal", error=str(exc)[:200])
+            return False
+
+    def _follow_up(self, response_url: str | None, reply: Reply) -> None:
+        """Tell the clicker the outcome via `response_url`, without holding up the ack."""
+        if not response_url:
+            return
+        task = asyncio.create_task(self._send_follow_up(response_url, reply))
+        self._follow_ups.add(task)
+        task.add_done_callback(self._follow_ups.discard)
+
+    async def _send_follow_up(self, response_url: str, reply: Reply) -> None:
+        message = render.render_reply(reply, links=await self._resolve(reply.links))
+        payload = {"response_type": "ephemeral", "replace_original": False, "text": message.text,
+                   "blocks": message.blocks}
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session, \
+                    session.post(response_url, json=payload) as response:
+                if response.status >= 400:
+                    log.warning("slack follow-up refused", status=response.status)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("slack follow-up failed", error=str(exc)[:200])
+
+    async def _tell(self, user_id: str, reply: Reply, *, message_id: str) -> None:
+        """A reply to someone who wrote to us in a channel: by DM, through the outbox."""
+        notice = Notice(kind="direct", title=reply.title or ("Escalator" if reply.ok else "Escalator: not done"),
+                        text=reply.text, fields=reply.fields, case_id=reply.case_id)
+        message = OutboxMessage(id=message_id, address=Address(platform="slack", user=user_id, private=True),
+                                notice=notice, created_at=self.runtime.clock.now())
+        await self.runtime.store.commit(Changes(), [message])
+
+
+def build_slack_adapter(runtime: Runtime) -> SlackAdapter:
+    """The Slack adapter from the runtime's settings (SLACK_* environment variables).
+
+    Without SLACK_BOT_TOKEN it still mounts `/slack/events` (answering 503) and has no
+    transport, so the bot runs without Slack and Slack messages wait in the outbox.
+    """
+    settings = runtime.settings
+    adapter = SlackAdapter(runtime, token=_secret(settings.slack_bot_token),
+                           signing_secret=_secret(settings.slack_signing_secret),
+                           app_token=_secret(settings.slack_app_token), api_url=settings.slack_api_url)
+    if adapter.bolt is not None and not adapter.signing_secret and not adapter.app_token:
+        log.warning("SLACK_SIGNING_SECRET is not set: /slack/events refuses every request")
+    return adapter

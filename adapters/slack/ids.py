@@ -1,0 +1,32 @@
+"""Names shared by what we render (modals, buttons) and what we parse back (submissions, clicks).
+
+Keeping them in one place means a renamed field cannot silently stop a form from working.
+"""
+
+from __future__ import annotations
+
+# Slash commands as the manifest declares them, and the grammar verb each one stands for.
+COMMANDS = {"/escalate": "escalate", "/case": "case", "/oncall": "oncall"}
+
+# The message shortcut "Escalate this message".
+SHORTCUT_ESCALATE = "escalate_message"
+
+# Modals (view callback ids).
+FORM_ESCALATE = "escalate_form"
+FORM_REASON = "case_reason"
+
+# Input blocks of the escalation form; every input element uses the action id VALUE.
+BLOCK_TIER = "tier"
+BLOCK_SEVERITY = "severity"
+BLOCK_CUSTOMER = "customer"
+BLOCK_CATEGORY = "category"
+BLOCK_SUMMARY = "summary"
+BLOCK_REASON = "reason"
+VALUE = "value"
+
+# Card buttons: action ids are ACTION_PREFIX + action name ("case_claim").
+ACTION_PREFIX = "case_"
+CARD_ACTIONS_BLOCK = "case_actions"
+
+# What the "let routing decide" option of the tier select sends.
+ROUTING_DECIDES = "auto"
