@@ -161,8 +161,12 @@ async def escalate_case(cmd: EscalateCase, ctx: Context) -> Reply:
         order = [t.id for t in config.tiers]
         if order.index(target) <= order.index(case.tier):
             raise InvalidTransition(f"{target} is not above {case.tier}; use /case {case.id} deescalate.")
+        owner = case.owner
         paged = move(case, target, cmd.actor, cmd.reason, config, now, changes, direction="escalate")
         if target.lower() == "vendor":
+            # A vendor is not a person: whoever owned the case (or sent it) keeps it and chases them.
+            case.owner = owner or cmd.actor.person
+            case.watchers = [w for w in case.watchers if w != case.owner]
             case.vendor = VendorInfo(name=cmd.vendor or "vendor", ticket=cmd.vendor_ticket, since=now)
             case.status = CaseStatus.WAITING_VENDOR
             nudge = config.tier(target).vendor_nudge or _default_nudge(config, target)
