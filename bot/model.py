@@ -196,3 +196,77 @@ class ThreadRef(Model):
     channel: str
     root_id: str
     url: str | None = None
+
+
+class SwarmStatus(StrEnum):
+    INVITING = "inviting"
+    ACTIVE = "active"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+
+class SwarmInvite(Model):
+    """An expert asked to join a swarm, and why (skills matched, load when asked)."""
+
+    person: str
+    skills: list[str] = Field(default_factory=list)
+    load: int = 0
+    invited_at: datetime
+    joined_at: datetime | None = None
+    declined: bool = False
+
+
+class KnowledgeDraft(Model):
+    """What a solved swarm leaves behind, without customer data."""
+
+    issue: str
+    environment: str = ""
+    resolution: str
+    cause: str = ""
+
+
+class Swarm(Model):
+    """Several experts on one case in one thread; the case keeps its one owner."""
+
+    id: str
+    case_id: str
+    version: int = 0
+    status: SwarmStatus = SwarmStatus.INVITING
+    skills: list[str] = Field(default_factory=list)
+    invites: list[SwarmInvite] = Field(default_factory=list)
+    started_by: Actor
+    started_at: datetime
+    solved_at: datetime | None = None
+    knowledge: KnowledgeDraft | None = None
+
+
+class CrisisStage(StrEnum):
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+
+class StatusUpdate(Model):
+    at: datetime
+    stage: CrisisStage
+    text: str
+    by: str
+
+
+class Crisis(Model):
+    """An outage run in crisis mode: roles, linked cases, status updates on a cadence."""
+
+    id: str
+    version: int = 0
+    title: str
+    severity: Severity = Severity.SEV1
+    stage: CrisisStage = CrisisStage.INVESTIGATING
+    declared_by: Actor
+    declared_at: datetime
+    roles: dict[str, str] = Field(default_factory=dict)  # role -> person
+    cases: list[str] = Field(default_factory=list)
+    customers_notified: list[str] = Field(default_factory=list)
+    updates: list[StatusUpdate] = Field(default_factory=list)
+    next_update_due: datetime | None = None
+    resolved_at: datetime | None = None

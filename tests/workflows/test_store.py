@@ -87,3 +87,19 @@ def test_case_model_round_trips_through_json(example_config: object) -> None:
     now = datetime(2026, 11, 23, tzinfo=UTC)
     case = Case(id="ESC-1", title="x", tier="L1", opened_by=ALICE, created_at=now, updated_at=now)
     assert Case.model_validate_json(case.model_dump_json()) == case
+
+
+def test_swarm_and_crisis_state_round_trips_through_json() -> None:
+    from datetime import UTC, datetime
+
+    from bot.model import Crisis, CrisisStage, StatusUpdate, Swarm, SwarmInvite
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    swarm = Swarm(id="SW-1", case_id="ESC-1", started_by=ALICE, started_at=now, skills=["api"],
+                  invites=[SwarmInvite(person="cleo", skills=["api"], load=1, invited_at=now)])
+    crisis = Crisis(id="INC-1", title="Checkout down", declared_by=ALICE, declared_at=now,
+                    roles={"commander": "erin"}, cases=["ESC-1"],
+                    updates=[StatusUpdate(at=now, stage=CrisisStage.INVESTIGATING, text="looking", by="gus")])
+    assert Swarm.model_validate_json(swarm.model_dump_json()) == swarm
+    assert Crisis.model_validate_json(crisis.model_dump_json()) == crisis
+    with pytest.raises(ValueError):
+        Swarm.model_validate({**swarm.model_dump(), "unknown": 1})
