@@ -21,16 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import redis.asyncio as aioredis  # noqa: E402
+import redis.asyncio as aioredis
 
-from bot.clock import FakeClock  # noqa: E402
-from bot.commands import AcknowledgeCase, AddWatcher, ClaimCase, OpenCase, ResolveCase  # noqa: E402
-from bot.config import load_config  # noqa: E402
-from bot.model import Actor  # noqa: E402
-from bot.redis_server import RedisHandle  # noqa: E402
-from bot.runtime import build_runtime  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from workflows import HANDLERS  # noqa: E402
+from bot.clock import FakeClock
+from bot.commands import AcknowledgeCase, AddWatcher, ClaimCase, OpenCase, ResolveCase
+from bot.config import load_config
+from bot.model import Actor
+from bot.redis_server import RedisHandle
+from bot.runtime import build_runtime
+from bot.settings import Settings
+from workflows import HANDLERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +59,28 @@ async def timed(n: int, concurrency: int, fn) -> float:  # type: ignore[no-untyp
     return n / (time.perf_counter() - start)
 
 
+async def cases_round(rt: Runtime, tag: str, n: int, conc: int) -> tuple[float, float]:
+    """Open n cases, then take each through acknowledge, claim, watch and resolve."""
+    alice = Actor(person="alice", platform="console", name="Alice")
+    ben = Actor(person="ben", platform="console", name="Ben")
+    ids: list[str] = []
+
+    async def open_case(i: int) -> None:
+        reply = await rt.bus.handle(OpenCase(actor=alice, title=f"case {i}", tier="L2", key=f"{tag}-{i}"))
+        ids.append(reply.case_id or "")
+    opens = await timed(n, conc, open_case)
+    steps = [lambda c: AcknowledgeCase(actor=ben, case_id=c), lambda c: ClaimCase(actor=ben, case_id=c),
+             lambda c: AddWatcher(actor=ben, case_id=c, person="gus"),
+             lambda c: ResolveCase(actor=ben, case_id=c, resolution="done")]
+    work = [(step, case_id) for step in steps for case_id in ids]
+
+    async def transition(i: int) -> None:
+        step, case_id = work[i]
+        reply = await rt.bus.handle(step(case_id))
+        assert reply.ok, reply.text
+    return opens, await timed(len(work), conc, transition)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=300)
@@ -69,28 +91,11 @@ async def main() -> None:
     config = load_config(ROOT / "escalator.yaml")
     rt = build_runtime(config=config, settings=Settings(), handlers=HANDLERS, clock=FakeClock(),
                        redis=RedisHandle(redis, where="bench"), prefix=prefix)
-    alice = Actor(person="alice", platform="console", name="Alice")
-    ben = Actor(person="ben", platform="console", name="Ben")
     n = args.cases
     try:
         for conc in (1, args.concurrency):
             ping = await timed(n * 4, conc, lambda i: redis.ping())
-            ids: list[str] = []
-
-            async def open_case(i: int) -> None:
-                reply = await rt.bus.handle(OpenCase(actor=alice, title=f"case {i}", tier="L2", key=f"{prefix}-{conc}-{i}"))
-                ids.append(reply.case_id or "")
-            opens = await timed(n, conc, open_case)
-            steps = [lambda c: AcknowledgeCase(actor=ben, case_id=c), lambda c: ClaimCase(actor=ben, case_id=c),
-                     lambda c: AddWatcher(actor=ben, case_id=c, person="gus"),
-                     lambda c: ResolveCase(actor=ben, case_id=c, resolution="done")]
-            work = [(step, case_id) for step in steps for case_id in ids]
-
-            async def transition(i: int) -> None:
-                step, case_id = work[i]
-                reply = await rt.bus.handle(step(case_id))
-                assert reply.ok, reply.text
-            transitions = await timed(len(work), conc, transition)
+            opens, transitions = await cases_round(rt, f"{prefix}-{conc}", n, conc)
             print(f"concurrency {conc:>2}: redis PING {ping:>8.0f}/s | open case (route, card, page, SLA timers) "
                   f"{opens:>6.0f}/s | case transition {transitions:>6.0f}/s | transition/PING ratio "
                   f"{transitions / ping:.3f} ({ping / transitions:.1f} round-trip equivalents per transition)")

@@ -13,7 +13,8 @@ from workflows.policy import Facts, available, next_tier, previous_tier, route, 
 ROUTES = [
     # facts -> (tier, private, swarm, add, notify_csm, rule index)
     (Facts(text="refund", category="fraud"), ("L2", True, False, ["person:fay"], False, 0)),
-    (Facts(text="refund", category="compliance", severity=Severity.SEV1), ("L2", True, False, ["person:fay"], False, 0)),
+    (Facts(text="refund", category="compliance", severity=Severity.SEV1),
+     ("L2", True, False, ["person:fay"], False, 0)),
     (Facts(text="charged twice", category="billing", severity=Severity.SEV2), ("L2", True, False, [], False, 1)),
     (Facts(text="charged twice", category="billing", severity=Severity.SEV3), ("L1", False, False, [], False, 4)),
     (Facts(text="login", segment="enterprise", severity=Severity.SEV1), ("L2", False, False, [], True, 2)),
