@@ -28,7 +28,7 @@ from bot.commands import AcknowledgeCase, AddWatcher, ClaimCase, OpenCase, Resol
 from bot.config import load_config
 from bot.model import Actor
 from bot.redis_server import RedisHandle
-from bot.runtime import build_runtime
+from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 from workflows import HANDLERS
 
