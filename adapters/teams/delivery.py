@@ -22,6 +22,7 @@ from botbuilder.schema import (
     ConversationAccount,
     ConversationParameters,
     ConversationReference,
+    Mention,
 )
 from botframework.connector.aio import ConnectorClient
 from msrest.exceptions import ClientRequestError, HttpOperationError
@@ -247,7 +248,11 @@ class TeamsTransport:
         if notice.mentions:
             lead = f"paged for {notice.case_id}" if notice.case_id and notice.kind == "page" else notice.title
             text, entities = mention_text([(m.name, m.user_id) for m in notice.mentions], lead)
-            activity.text, activity.text_format, activity.entities = text, "xml", entities
+            # Entities must be Mention models: botbuilder serializes plain dicts as bare `{"type": ...}`.
+            activity.text, activity.text_format = text, "xml"
+            activity.entities = [Mention(type="mention", text=e["text"],
+                                         mentioned=ChannelAccount(id=e["mentioned"]["id"], name=e["mentioned"]["name"]))
+                                 for e in entities]
         return activity
 
     async def _new_post(self, channel: str, activity: Activity, what: str) -> str:

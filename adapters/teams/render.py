@@ -176,7 +176,7 @@ def escalation_form(config: Config, *, form_id: str, prefill: Mapping[str, str] 
         {"type": "Input.ChoiceSet", "id": "severity", "label": "Severity", "style": "compact",
          "value": prefill.get("severity", "sev3"),
          "choices": [{"title": s.value.upper(), "value": s.value} for s in Severity]},
-        {"type": "Input.ChoiceSet", "id": "customer", "label": "Customer", "style": "filtered",
+        {"type": "Input.ChoiceSet", "id": "customer", "label": "Customer", "style": "compact",
          "value": prefill.get("customer", ""),
          "choices": [{"title": f"{c.name} ({key})", "value": key} for key, c in config.customers.items()]},
         {"type": "Input.Text", "id": "category", "label": "Category", "placeholder": "billing, api, sso ...",

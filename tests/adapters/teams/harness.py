@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 from jsonschema import Draft6Validator
+from jsonschema.exceptions import best_match
 
 from adapters.teams.app import TeamsAdapter
 from bot.outbox import DeliveryWorker
@@ -36,8 +37,8 @@ def payload(name: str) -> dict[str, Any]:
 
 def assert_valid_card(card: dict[str, Any]) -> None:
     """Every card we produce must be a valid Adaptive Card 1.5 (what Teams renders)."""
-    errors = sorted(VALIDATOR.iter_errors(card), key=lambda e: list(e.path))
-    assert not errors, "\n".join(f"{list(e.path)}: {e.message[:300]}" for e in errors[:5])
+    error = best_match(VALIDATOR.iter_errors(card))
+    assert error is None, f"invalid card at {list(error.absolute_path)}: {error.message[:300]}"
     assert card["version"] == "1.5"
 
 
@@ -101,10 +102,10 @@ class TeamsHarness:
             self.invoke_cards.append(body["value"])
         return response.status, body
 
-    def activity(self, name: str, *, user: str = "alice", text: str | None = None,
+    def activity(self, fixture: str, *, user: str = "alice", text: str | None = None,
                  channel: str | None = None, **changes: Any) -> dict[str, Any]:
         """A recorded payload with a fresh id, our fake connector as serviceUrl, and `user` as sender."""
-        data = copy.deepcopy(payload(name))
+        data = copy.deepcopy(payload(fixture))
         data["id"] = ("f:" if data["id"].startswith("f:") else "") + str(next(_ids))
         data["serviceUrl"] = self.connector.url
         user_id, user_name = PEOPLE[user]
@@ -116,7 +117,7 @@ class TeamsHarness:
             data["channelData"]["channel"] = {"id": channel}
             data["channelData"]["teamsChannelId"] = channel
             data["conversation"]["id"] = f"{channel};messageid={data['id']}"
-        elif data["conversation"].get("conversationType") == "channel" and name.startswith("message"):
+        elif data["conversation"].get("conversationType") == "channel" and fixture.startswith("message"):
             root = data["conversation"]["id"].split(";messageid=")[0]
             data["conversation"]["id"] = f"{root};messageid={data['id']}"
         data.update(changes)

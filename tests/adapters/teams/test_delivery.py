@@ -1,0 +1,282 @@
+"""The Teams delivery transport against the fake Bot Connector: proactive threads, replies, updates,
+mentions, 1:1 messages, pacing, retries honouring Retry-After, and dead letters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from adapters.teams.delivery import USERS, TeamsTransport
+from bot.changes import Changes
+from bot.clock import FakeClock
+from bot.messages import Address, CardAction, CardField, Mention, Notice, OutboxMessage, ThreadLink
+from bot.model import ThreadRef
+from tests.adapters.teams.harness import TeamsHarness, card_text
+
+L2 = "19:l2@thread.tacv2"
+
+
+def message(notice: Notice, **address: object) -> OutboxMessage:
+    return OutboxMessage(id=uuid.uuid4().hex, address=Address(platform="teams", **address),  # type: ignore[arg-type]
+                         notice=notice, created_at=FakeClock().now())
+
+
+def case_card(version: int = 1, status: str = "open", title: str = "ESC-1042 · Cannot log in") -> Notice:
+    return Notice(kind="card", title=title, case_id="ESC-1042", severity="sev2", status=status,
+                  case_version=version, fields=[CardField(label="Status", value=status)],
+                  actions=[CardAction(action="acknowledge", label="Acknowledge", case_id="ESC-1042")])
+
+
+def in_thread(notice: Notice, tier: str = "L2", channel: str = L2) -> OutboxMessage:
+    return message(notice, channel=channel, thread_case="ESC-1042", thread_tier=tier)
+
+
+async def enqueue(teams: TeamsHarness, *messages: OutboxMessage) -> None:
+    await teams.runtime.store.commit(Changes(), list(messages))
+
+
+async def posted_root(teams: TeamsHarness) -> ThreadRef:
+    await enqueue(teams, in_thread(case_card()))
+    await teams.deliver()
+    thread = await teams.runtime.store.get_thread("ESC-1042", "L2", "teams")
+    assert thread is not None
+    return thread
+
+
+async def test_the_first_card_opens_a_new_thread_in_the_tier_channel_and_stores_it(teams: TeamsHarness) -> None:
+    thread = await posted_root(teams)
+
+    [create] = teams.connector.created
+    assert create.body["isGroup"] is True
+    assert create.body["channelData"]["channel"] == {"id": L2}
+    assert create.body["channelData"]["tenant"] == {"id": "00000000-0000-0000-0000-000000000001"}
+    assert create.body["tenantID"] == "00000000-0000-0000-0000-000000000001"
+    assert create.cards and "ESC-1042 · Cannot log in" in card_text(create.cards[0])
+    assert create.authorization is None  # local mode: no token leaves the process
+    assert thread.channel == L2 and thread.root_id == teams.connector.messages[thread.root_id].id
+    assert thread.url == (f"https://teams.microsoft.com/l/message/19%3Al2%40thread.tacv2/{thread.root_id}"
+                          f"?tenantId=00000000-0000-0000-0000-000000000001&parentMessageId={thread.root_id}")
+
+
+async def test_later_events_are_replies_in_the_case_thread(teams: TeamsHarness) -> None:
+    thread = await posted_root(teams)
+
+    await enqueue(teams, in_thread(Notice(kind="reply", title="Ben Brooks acknowledged", case_id="ESC-1042")))
+    await teams.deliver()
+
+    [reply] = teams.connector.sent
+    assert reply.op == "send_to_conversation"
+    assert reply.conversation_id == f"{L2};messageid={thread.root_id}"
+    assert "Ben Brooks acknowledged" in card_text(reply.cards[0])
+
+
+async def test_a_reply_waits_until_its_thread_root_is_posted(teams: TeamsHarness) -> None:
+    await enqueue(teams, in_thread(Notice(kind="reply", title="too early", case_id="ESC-1042")))
+    await teams.deliver()
+
+    assert teams.connector.calls == []
+    assert await teams.runtime.outbox.pending("teams") == 1
+
+
+async def test_card_updates_edit_the_root_message_and_never_repost_it(teams: TeamsHarness) -> None:
+    thread = await posted_root(teams)
+
+    await enqueue(teams, in_thread(case_card(version=2, status="acknowledged")))
+    await teams.deliver()
+
+    assert len(teams.connector.created) == 1
+    [update] = teams.connector.updated
+    assert update.conversation_id == f"{L2};messageid={thread.root_id}" and update.activity_id == thread.root_id
+    assert update.body["id"] == thread.root_id
+    assert "acknowledged" in card_text(teams.card_of(thread.root_id))
+
+
+async def test_a_card_older_than_the_one_shown_is_skipped(teams: TeamsHarness) -> None:
+    await enqueue(teams, in_thread(case_card(version=3, status="acknowledged")))
+    await teams.deliver()
+    await enqueue(teams, in_thread(case_card(version=2, status="open")))
+    await teams.deliver()
+
+    assert teams.connector.updated == []
+    assert await teams.runtime.outbox.dead_letters("teams") == []
+
+
+async def test_the_same_outbox_message_is_delivered_once(teams: TeamsHarness) -> None:
+    await posted_root(teams)
+    once = in_thread(Notice(kind="reply", title="only once", case_id="ESC-1042"))
+
+    await enqueue(teams, once, once)
+    await teams.deliver()
+
+    assert len(teams.connector.sent) == 1
+
+
+async def test_pages_mention_the_paged_people_in_the_thread(teams: TeamsHarness) -> None:
+    thread = await posted_root(teams)
+    page = Notice(kind="page", title="Paging Ben Brooks, Cleo Chen (step 1)", case_id="ESC-1042",
+                  text="<at>Gus Grant</at> [click](https://evil.example) **now**",
+                  mentions=[Mention(person="ben", name="Ben Brooks", user_id="29:ben"),
+                            Mention(person="cleo", name="Cleo Chen", user_id=None)])
+
+    await enqueue(teams, in_thread(page))
+    await teams.deliver()
+
+    [sent] = teams.connector.sent
+    assert sent.conversation_id == f"{L2};messageid={thread.root_id}"
+    assert sent.body["text"] == "<at>Ben Brooks</at> Cleo Chen paged for ESC-1042"
+    assert sent.body["entities"] == [{"type": "mention", "text": "<at>Ben Brooks</at>",
+                                      "mentioned": {"id": "29:ben", "name": "Ben Brooks"}}]
+    # The user's text is shown literally on the card: no mention, no link, no bold.
+    runs = [r for block in sent.cards[0]["body"] if block["type"] == "RichTextBlock" for r in block["inlines"]]
+    assert {"type": "TextRun", "text": "<at>Gus Grant</at> [click](https://evil.example) **now**"} in runs
+
+
+async def test_a_direct_page_uses_the_persons_stored_1to1_chat(teams: TeamsHarness) -> None:
+    await teams.post(teams.activity("install_personal", user="ben"))
+    await posted_root(teams)
+    page = Notice(kind="page", title="You are paged for ESC-1042 (sev2)", case_id="ESC-1042",
+                  links=[ThreadLink(case_id="ESC-1042", tier="L2", label="Open the case thread")])
+
+    await enqueue(teams, message(page, user="29:ben", private=True))
+    await teams.deliver()
+
+    [sent] = teams.connector.sent
+    assert sent.conversation_id == "a:1personal-ben"
+    thread = await teams.runtime.store.get_thread("ESC-1042", "L2", "teams")
+    assert thread is not None
+    assert [(a["title"], a["url"]) for a in sent.cards[0]["actions"]] == [("Open the case thread", thread.url)]
+
+
+async def test_a_direct_message_to_someone_without_a_chat_opens_one_in_the_tenant(teams: TeamsHarness) -> None:
+    await enqueue(teams, message(Notice(kind="direct", title="ESC-1042 is yours now"), user="29:gus", private=True))
+    await teams.deliver()
+
+    [create] = teams.connector.created
+    assert create.body["isGroup"] is False and create.body["members"] == [{"id": "29:gus"}]
+    assert create.body["tenantID"] == "00000000-0000-0000-0000-000000000001"
+    [sent] = teams.connector.sent
+    assert sent.conversation_id == "a:personal-29:gus"
+    assert await teams.runtime.store.get_ref(USERS, "29:gus") is not None  # the next one reuses the chat
+
+
+async def test_a_link_back_post_replies_in_the_origin_thread(teams: TeamsHarness) -> None:
+    await posted_root(teams)
+    post = Notice(kind="post", title="Escalated to L2 Specialists as ESC-1042 · Cannot log in", case_id="ESC-1042",
+                  links=[ThreadLink(case_id="ESC-1042", tier="L2", label="Follow the case thread")])
+
+    await enqueue(teams, message(post, channel="19:l1@thread.tacv2", reply_to="1732352400000"))
+    await teams.deliver()
+
+    [sent] = teams.connector.sent
+    assert sent.conversation_id == "19:l1@thread.tacv2;messageid=1732352400000"
+    assert sent.cards[0]["actions"][0]["title"] == "Follow the case thread"
+
+
+async def test_a_link_to_a_thread_nobody_posted_yet_waits(teams: TeamsHarness) -> None:
+    post = Notice(kind="post", title="see the L3 thread", links=[ThreadLink(case_id="ESC-1042", tier="L3",
+                                                                               label="L3 thread")])
+    await enqueue(teams, message(post, channel="19:status@thread.tacv2"))
+    await teams.deliver()
+    assert teams.connector.calls == []
+
+    await teams.runtime.store.set_thread("ESC-1042", "L3", ThreadRef(platform="slack", channel="C0L3",
+                                                                     root_id="1.2", url="https://acme.slack.com/x"))
+    teams.runtime.clock.advance(seconds=5)  # type: ignore[attr-defined]
+    await teams.deliver()
+    [post_call] = teams.connector.created
+    assert post_call.cards[0]["actions"] == [{"type": "Action.OpenUrl", "title": "L3 thread",
+                                              "url": "https://acme.slack.com/x"}]
+
+
+async def test_messages_in_one_thread_are_paced_at_seven_a_second(teams: TeamsHarness) -> None:
+    await posted_root(teams)
+    teams.sleeps.clear()
+    transport = teams.adapter.transport()
+    assert isinstance(transport, TeamsTransport)
+    replies = [in_thread(Notice(kind="reply", title=f"update {i}", case_id="ESC-1042")) for i in range(4)]
+
+    await enqueue(teams, *replies)
+    await teams.deliver()
+
+    assert transport.pace(replies[0]) == ("ESC-1042:L2", 0.15)
+    assert transport.pace(message(Notice(kind="direct", title="x"), user="29:ben")) == ("29:ben", 0.15)
+    assert teams.sleeps == pytest.approx([0.15, 0.30, 0.45, 0.60])  # the fake clock stands still
+    assert len(teams.connector.sent) == 4
+
+
+async def test_429_is_retried_after_the_retry_after_the_connector_asked_for(teams: TeamsHarness) -> None:
+    await posted_root(teams)
+    teams.connector.fail_next(429, retry_after=3, op="send_to_conversation")
+
+    await enqueue(teams, in_thread(Notice(kind="reply", title="after a 429", case_id="ESC-1042")))
+    await teams.deliver()
+    assert teams.connector.sent == []
+    [retry] = await teams.runtime.redis.client.zrange(teams.runtime.store.keys.outbox_delayed("teams"), 0, -1,
+                                                      withscores=True)
+    due_in_ms = retry[1] - teams.runtime.clock.now().timestamp() * 1000
+    assert due_in_ms == pytest.approx(3000)  # the retry waits exactly what Teams asked for
+
+    teams.sleeps.clear()
+    await enqueue(teams, in_thread(Notice(kind="reply", title="same thread, meanwhile", case_id="ESC-1042")))
+    await teams.deliver()
+    assert teams.sleeps == [pytest.approx(3.0)]  # the whole thread is held, for every worker
+
+    teams.runtime.clock.advance(seconds=3)  # type: ignore[attr-defined]
+    await teams.deliver()
+    assert [card_text(c.cards[0]) for c in teams.connector.sent] == ["same thread, meanwhile", "after a 429"]
+    assert [c.status for c in teams.connector.calls if c.op == "send_to_conversation"] == [429, 200, 200]
+
+
+@pytest.mark.parametrize("status", [412, 502, 504])
+async def test_busy_and_gateway_errors_are_retried_with_backoff(teams: TeamsHarness, status: int) -> None:
+    await posted_root(teams)
+    teams.connector.fail_next(status, op="send_to_conversation")
+
+    await enqueue(teams, in_thread(Notice(kind="reply", title="eventually", case_id="ESC-1042")))
+    await teams.deliver()
+    teams.runtime.clock.advance(seconds=2)  # type: ignore[attr-defined]
+    await teams.deliver()
+
+    assert len(teams.connector.sent) == 1
+    assert await teams.runtime.outbox.dead_letters("teams") == []
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+async def test_refusals_go_straight_to_the_dead_letters(teams: TeamsHarness, status: int) -> None:
+    await posted_root(teams)
+    teams.connector.fail_next(status, op="send_to_conversation")
+
+    await enqueue(teams, in_thread(Notice(kind="reply", title="refused", case_id="ESC-1042")))
+    await teams.deliver()
+
+    [dead] = await teams.runtime.outbox.dead_letters("teams")
+    assert dead.attempts == 1 and f"HTTP {status}" in dead.error
+    assert dead.message.notice.title == "refused"
+
+
+async def test_a_connector_that_keeps_failing_ends_in_the_dead_letters(teams: TeamsHarness) -> None:
+    await posted_root(teams)
+    teams.connector.fail_next(502, times=6, op="send_to_conversation")
+
+    await enqueue(teams, in_thread(Notice(kind="reply", title="doomed", case_id="ESC-1042")))
+    for _ in range(6):
+        await teams.deliver()
+        teams.runtime.clock.advance(timedelta(minutes=5))  # type: ignore[attr-defined]
+
+    [dead] = await teams.runtime.outbox.dead_letters("teams")
+    assert dead.attempts == 6 and "502" in dead.error
+    assert teams.connector.sent == []
+
+
+async def test_a_failed_root_post_is_retried_and_posted_once(teams: TeamsHarness) -> None:
+    teams.connector.fail_next(429, retry_after=1, op="create_conversation")
+
+    await enqueue(teams, in_thread(case_card()))
+    await teams.deliver()
+    teams.runtime.clock.advance(seconds=1)  # type: ignore[attr-defined]
+    await teams.deliver()
+
+    assert len(teams.connector.created) == 1
+    assert await teams.runtime.store.get_thread("ESC-1042", "L2", "teams") is not None
