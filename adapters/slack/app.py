@@ -200,7 +200,7 @@ class SlackAdapter:
         """`@Escalator escalate ...`: the same commands; the answer goes to the caller by DM."""
         await ack()
         event_id = body.get("event_id")
-        if event_id and not await self.runtime.store.claim_once(f"slack:event:{event_id}"):
+        if event_id and not await self.runtime.store.claim_once(f"slack:event-seen:{event_id}"):
             log.info("slack event retry ignored", event_id=event_id)
             return
         result = inbound.mention_command(event, event_id, self.config)

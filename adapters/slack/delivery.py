@@ -38,7 +38,7 @@ log = structlog.get_logger("escalator.slack")
 
 PLATFORM = "slack"
 PACE_SECONDS = 1.0  # chat.postMessage: about one message per second per channel
-LINK_GRACE = timedelta(minutes=2)  # how long to wait for a linked thread before posting without it
+LINK_GRACE = timedelta(seconds=30)  # how long to wait for a linked thread before posting without it
 ROOT_LOCK_S = 30
 
 # Errors that no retry will fix: dead-letter at once, with the error in the entry.
@@ -175,7 +175,7 @@ class SlackTransport:
         if not await self.store.redis.set(lock, message.id, nx=True, ex=ROOT_LOCK_S):
             existing = await self.store.get_thread(case_id, tier, PLATFORM)
             if existing is None:
-                raise RetryLater("another worker is posting this case card", after=1)
+                raise RetryLater("another worker is posting this case card")
             rendered = render_notice(notice, links=links, case_url=existing.url)
             await self.client.chat_update(channel=existing.channel, ts=existing.root_id, text=rendered.text,
                                           blocks=rendered.blocks)
@@ -225,7 +225,9 @@ class SlackTransport:
         address = message.address
         thread = await self.store.get_thread(address.thread_case or "", address.thread_tier or "", PLATFORM)
         if thread is None:
-            raise RetryLater("thread root not posted yet", after=1)
+            # No `after`: the worker's backoff keeps in step with the root's own retries, and an
+            # `after` would replace a 429 Retry-After hold on this channel with a 1 s one.
+            raise RetryLater("thread root not posted yet")
         self._guard_private(message, thread.channel)
         rendered = render_notice(message.notice, links=await self._links(message), case_url=thread.url)
         return await self._post(thread.channel, rendered, thread_ts=thread.root_id)
@@ -279,7 +281,7 @@ class SlackTransport:
             else:
                 missing.append(f"{lnk.case_id} {lnk.tier}")
         if missing and self.clock.now() - message.created_at < LINK_GRACE:
-            raise RetryLater(f"linked thread not posted yet: {', '.join(missing)}", after=1)
+            raise RetryLater(f"linked thread not posted yet: {', '.join(missing)}")
         return out
 
 

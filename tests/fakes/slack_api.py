@@ -10,6 +10,7 @@ This is how bolt-python tests itself: point `AsyncWebClient(base_url=api.url)` (
         api.fail("chat.update", status=500, times=2)               # the next two calls are 500s
         api.fail("chat.postMessage", error="channel_not_found")     # HTTP 200, ok=false
         api.fail("chat.postMessage", status=500, times=None)        # fails until `api.heal()`
+        api.fail("chat.postMessage", delay=2)                      # answers (normally) 2 s late
         ...
         posts = api.calls_to("chat.postMessage")                   # [Call(method, args, ...)]
         api.messages["C0L2"]                                       # what the channel shows now
@@ -21,6 +22,7 @@ Nothing here knows Escalator: the Teams tests may import it for cross-platform c
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -41,6 +43,7 @@ class Call:
     headers: dict[str, str]
     at: datetime | float
     status: int = 200
+    ok: bool = True  # what the fake answered: False for 429/5xx and `ok: false` errors
 
     def blocks(self) -> list[dict[str, Any]]:
         """The call's `blocks`, decoded if they came as a JSON string (form-encoded calls)."""
@@ -55,10 +58,11 @@ class Call:
 @dataclass
 class _Failure:
     status: int
-    error: str
+    error: str | None
     retry_after: float | None
     times: int | None  # None: until healed
     channel: str | None
+    delay: float = 0.0
 
 
 @dataclass
@@ -116,22 +120,24 @@ class FakeSlackApi:
     # ---- steering --------------------------------------------------------------------
 
     def fail(self, method: str, *, status: int = 200, error: str | None = None,
-             retry_after: float | None = None, times: int | None = 1, channel: str | None = None) -> None:
+             retry_after: float | None = None, times: int | None = 1, channel: str | None = None,
+             delay: float = 0.0) -> None:
         """Make the next `times` calls of `method` fail (None: until `heal`).
 
         `status=429` answers `ratelimited` with a `Retry-After` header (default 1 s);
         `status>=500` answers that status; `status=200` with `error` answers `ok: false`
         (`channel_not_found`, `not_in_channel`, `invalid_auth`, ...). `channel` limits the
-        failure to calls for that channel.
+        failure to calls for that channel. `delay` (seconds) answers late, to make a client time out.
         """
         if status == 429:
             error = error or "ratelimited"
             retry_after = 1 if retry_after is None else retry_after
         elif status >= 500:
             error = error or "internal_error"
-        elif not error:
-            raise ValueError("a failure with status 200 needs an error code")
-        self._failures.setdefault(method, []).append(_Failure(status, error, retry_after, times, channel))
+        elif not error and not delay:
+            raise ValueError("a failure with status 200 needs an error code or a delay")
+        self._failures.setdefault(method, []).append(
+            _Failure(status, error, retry_after, times, channel, delay))
 
     def heal(self, method: str | None = None) -> None:
         """Forget the failures of `method` (or of every method)."""
@@ -150,7 +156,7 @@ class FakeSlackApi:
 
     def calls_to(self, *methods: str, ok_only: bool = True) -> list[Call]:
         """The calls of these methods, in order; by default only those that were answered ok."""
-        return [c for c in self.calls if c.method in methods and (c.status == 200 or not ok_only)]
+        return [c for c in self.calls if c.method in methods and (c.ok or not ok_only)]
 
     def methods(self) -> list[str]:
         """Every method called so far, in order (failed calls included)."""
@@ -165,15 +171,19 @@ class FakeSlackApi:
         call = Call(method=method, args=args, headers=headers, at=self._now())
         self.calls.append(call)
         failure = self._take_failure(method, args)
-        if failure is not None:
-            call.status = failure.status
+        if failure is not None and failure.delay:
+            await asyncio.sleep(failure.delay)
+        if failure is not None and failure.error:
+            call.status, call.ok = failure.status, False
             extra = {"Retry-After": _seconds(failure.retry_after)} if failure.retry_after is not None else {}
             return web.json_response({"ok": False, "error": failure.error}, status=failure.status,
                                      headers=extra)
         if not request.headers.get("Authorization", "").startswith("Bearer ") and method != "api.test":
-            call.status = 200
+            call.ok = False
             return web.json_response({"ok": False, "error": "not_authed"})
-        return web.json_response(self._answer(method, args))
+        answer = self._answer(method, args)
+        call.ok = bool(answer.get("ok"))
+        return web.json_response(answer)
 
     async def _response_url(self, request: web.Request) -> web.Response:
         args = await _args(request)
