@@ -98,7 +98,7 @@ class ConsoleSession:
 
     async def show_posts(self) -> None:
         redis = self.runtime.store.redis
-        streams = {self.runtime.store.keys.outbox(p): ">" for p in PLATFORMS}
+        streams: Any = {self.runtime.store.keys.outbox(p): ">" for p in PLATFORMS}
         while True:
             rows: Any = await redis.xreadgroup(GROUP, self.consumer, streams, count=200)
             if not rows:
