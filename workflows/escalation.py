@@ -149,18 +149,29 @@ def move(case: Case, target: str, actor: Actor, reason: str, config: Config, now
     return paged
 
 
+def target_tier(case: Case, requested: str | None, config: Config, *, up: bool) -> str:
+    """The tier a move goes to: the one asked for, else the next one up (or down)."""
+    if requested and config.find_tier(requested) is None:
+        raise UserError(f"Unknown tier '{requested}' (known: {', '.join(config.tier_ids)}).")
+    target = config.tier(requested).id if requested else (next_tier if up else previous_tier)(case.tier, config)
+    if target is None:
+        edge = "highest" if up else "lowest staffed"
+        raise InvalidTransition(f"{case.id} is already in the {edge} tier ({case.tier}).")
+    order = [t.id for t in config.tiers]
+    if up and order.index(target) <= order.index(case.tier):
+        raise InvalidTransition(f"{target} is not above {case.tier}; use /case {case.id} deescalate.")
+    if not up and order.index(target) >= order.index(case.tier):
+        raise InvalidTransition(f"{target} is not below {case.tier}; use /escalate {case.id} {target}.")
+    return target
+
+
 async def escalate_case(cmd: EscalateCase, ctx: Context) -> Reply:
     config, now = ctx.config, ctx.clock.now()
 
     def mutate(case: Case, changes: Changes) -> Reply:
         if not case.is_open:
             raise InvalidTransition(f"{case.id} is resolved; reopen it first (/case {case.id} reopen).")
-        target = config.tier(cmd.to_tier).id if cmd.to_tier else next_tier(case.tier, config)
-        if target is None:
-            raise InvalidTransition(f"{case.id} is already in the highest tier ({case.tier}).")
-        order = [t.id for t in config.tiers]
-        if order.index(target) <= order.index(case.tier):
-            raise InvalidTransition(f"{target} is not above {case.tier}; use /case {case.id} deescalate.")
+        target = target_tier(case, cmd.to_tier, config, up=True)
         owner = case.owner
         paged = move(case, target, cmd.actor, cmd.reason, config, now, changes, direction="escalate")
         if target.lower() == "vendor":
@@ -194,12 +205,7 @@ async def deescalate_case(cmd: DeescalateCase, ctx: Context) -> Reply:
     def mutate(case: Case, changes: Changes) -> Reply:
         if not case.is_open:
             raise InvalidTransition(f"{case.id} is resolved; reopen it first.")
-        target = config.tier(cmd.to_tier).id if cmd.to_tier else previous_tier(case.tier, config)
-        if target is None:
-            raise InvalidTransition(f"{case.id} is already in the lowest staffed tier ({case.tier}).")
-        order = [t.id for t in config.tiers]
-        if order.index(target) >= order.index(case.tier):
-            raise InvalidTransition(f"{target} is not below {case.tier}; use /escalate {case.id} {target}.")
+        target = target_tier(case, cmd.to_tier, config, up=False)
         case.vendor = None
         move(case, target, cmd.actor, cmd.reason, config, now, changes, direction="de-escalate")
         return Reply(text=f"{case.id} moved down to {tier_label(config, target)}.", case_id=case.id)

@@ -83,10 +83,14 @@ async def claim(cmd: ClaimCase, ctx: Context) -> Reply:
     return await ctx.update(cmd.case_id, mutate, key=cmd.key)
 
 
+def _known(person: str, ctx: Context) -> None:
+    if person not in ctx.config.people:
+        raise NotFound(f"Unknown person '{person}' (known: {', '.join(ctx.config.people)}).")
+
+
 async def hand_off(cmd: HandOffCase, ctx: Context) -> Reply:
     config = ctx.config
-    if cmd.to_person not in config.people:
-        raise NotFound(f"Unknown person '{cmd.to_person}' (known: {', '.join(config.people)}).")
+    _known(cmd.to_person, ctx)
 
     def mutate(case: Case, changes: Changes) -> Reply:
         if not case.is_open:
@@ -111,8 +115,7 @@ async def hand_off(cmd: HandOffCase, ctx: Context) -> Reply:
 
 async def add_watcher(cmd: AddWatcher, ctx: Context) -> Reply:
     config = ctx.config
-    if cmd.person not in config.people:
-        raise NotFound(f"Unknown person '{cmd.person}' (known: {', '.join(config.people)}).")
+    _known(cmd.person, ctx)
 
     def mutate(case: Case, changes: Changes) -> Reply:
         name = person_name(config, cmd.person)

@@ -93,22 +93,22 @@ def staffed_tiers(config: Config) -> list[str]:
     return [t.id for t in config.tiers if t.channels.items() or t.private_channels.items()]
 
 
-def next_tier(current: str, config: Config) -> str | None:
+def _neighbour(current: str, config: Config, step: int) -> str | None:
     order = staffed_tiers(config)
     ids = [t.lower() for t in order]
     if current.lower() not in ids:
         return None
-    i = ids.index(current.lower())
-    return order[i + 1] if i + 1 < len(order) else None
+    i = ids.index(current.lower()) + step
+    return order[i] if 0 <= i < len(order) else None
+
+
+def next_tier(current: str, config: Config) -> str | None:
+    """The staffed tier above `current` (the escalation path skips tiers with no channel)."""
+    return _neighbour(current, config, +1)
 
 
 def previous_tier(current: str, config: Config) -> str | None:
-    order = staffed_tiers(config)
-    ids = [t.lower() for t in order]
-    if current.lower() not in ids:
-        return None
-    i = ids.index(current.lower())
-    return order[i - 1] if i > 0 else None
+    return _neighbour(current, config, -1)
 
 
 # ---- on call ---------------------------------------------------------------------------

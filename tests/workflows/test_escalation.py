@@ -117,3 +117,13 @@ async def test_case_shows_the_whole_timeline_to_people_allowed_to_see_it(runtime
     assert shown.ok and "opened" in shown.text and "paged" in shown.text
     hidden = await run(runtime, ShowCase(actor=person(runtime, "dev"), case_id="ESC-1001"))
     assert not hidden.ok and "private" in hidden.text
+
+
+async def test_an_unknown_target_tier_is_refused_with_the_known_ones(runtime: Runtime) -> None:
+    await run(runtime, OpenCase(actor=person(runtime, "alice"), title="x", tier="L2"))
+    reply = await run(runtime, EscalateCase(actor=person(runtime, "ben"), case_id="ESC-1001", to_tier="L9",
+                                            reason="r"))
+    assert not reply.ok and "Unknown tier 'L9' (known: L0, L1, L2, L3, vendor)" in reply.text
+    top = await run(runtime, OpenCase(actor=person(runtime, "alice"), title="y", tier="vendor"))
+    up = await run(runtime, EscalateCase(actor=person(runtime, "ben"), case_id=top.case_id or "", reason="r"))
+    assert not up.ok and "already in the highest tier (vendor)" in up.text
