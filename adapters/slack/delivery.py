@@ -38,7 +38,7 @@ log = structlog.get_logger("escalator.slack")
 
 PLATFORM = "slack"
 PACE_SECONDS = 1.0  # chat.postMessage: about one message per second per channel
-LINK_GRACE = timedelta(seconds=30)  # how long to wait for a linked thread before posting without it
+LINK_GRACE = timedelta(seconds=10)  # wait this long for a linked thread, then post without the link
 ROOT_LOCK_S = 30
 
 # Errors that no retry will fix: dead-letter at once, with the error in the entry.

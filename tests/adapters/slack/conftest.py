@@ -72,7 +72,7 @@ def sleeps(clock: FakeClock) -> Sleeps:
 def worker(slack_runtime: Runtime, adapter: SlackAdapter, sleeps: Sleeps) -> DeliveryWorker:
     transport = adapter.transport()
     assert transport is not None
-    return slack_runtime.worker(transport, sleep=sleeps, max_attempts=4)
+    return slack_runtime.worker(transport, sleep=sleeps)
 
 
 @dataclass
