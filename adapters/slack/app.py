@@ -64,6 +64,7 @@ class SlackAdapter:
         self.socket_mode: Any = None  # AsyncSocketModeHandler once started
         self._transport: SlackTransport | None = None
         self._follow_ups: set[asyncio.Task[None]] = set()
+        self._connecting: asyncio.Task[None] | None = None
         if token:
             client = AsyncWebClient(token=token, base_url=api_url, timeout=INTERACTIVE_TIMEOUT_S,
                                     retry_handlers=[])
@@ -97,13 +98,19 @@ class SlackAdapter:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         self.socket_mode = AsyncSocketModeHandler(self.bolt, app_token=self.app_token)
-        await self.socket_mode.connect_async()
-        log.info("slack socket mode connected")
+        # In the background: the client retries until Slack answers, and the server (health,
+        # metrics, Teams) must come up meanwhile.
+        self._connecting = asyncio.create_task(self.socket_mode.connect_async(), name="slack-socket-mode")
+        log.info("slack socket mode connecting")
 
     async def stop(self) -> None:
         if self.socket_mode is not None:
             await self.socket_mode.close_async()
             self.socket_mode = None
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
+            self._connecting = None
         await self.flush()
 
     async def flush(self) -> None:

@@ -16,7 +16,9 @@ This is how bolt-python tests itself: point `AsyncWebClient(base_url=api.url)` (
         api.messages["C0L2"]                                       # what the channel shows now
 
 Besides the Web API (`POST|GET {url}<method>`), it serves `POST {api.response_url}` so a
-Bolt `respond()` (a `response_url` in a payload) is recorded too, as method "response_url".
+Bolt `respond()` (a `response_url` in a payload) is recorded too, as method "response_url";
+and Socket Mode: `apps.connections.open` hands out a WebSocket on this server, and
+`await api.socket_send(envelope)` pushes an envelope to the connected app and returns its ack.
 Nothing here knows Escalator: the Teams tests may import it for cross-platform cases.
 """
 
@@ -44,6 +46,7 @@ class Call:
     at: datetime | float
     status: int = 200
     ok: bool = True  # what the fake answered: False for 429/5xx and `ok: false` errors
+    token: str | None = None  # the bearer token it came with (tests use made-up tokens)
 
     def blocks(self) -> list[dict[str, Any]]:
         """The call's `blocks`, decoded if they came as a JSON string (form-encoded calls)."""
@@ -79,6 +82,9 @@ class FakeSlackApi:
     _runner: web.AppRunner | None = None
     _port: int = 0
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _socket: web.WebSocketResponse | None = None
+    _socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    socket_connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -87,6 +93,7 @@ class FakeSlackApi:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{id}", self._response_url)
+        app.router.add_get("/socket", self._socket_mode)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -97,6 +104,8 @@ class FakeSlackApi:
         return self.url
 
     async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -162,13 +171,43 @@ class FakeSlackApi:
         """Every method called so far, in order (failed calls included)."""
         return [c.method for c in self.calls]
 
+    async def socket_send(self, envelope: dict[str, Any], *, timeout: float = 5.0) -> dict[str, Any]:
+        """Push a Socket Mode envelope (`type`, `envelope_id`, `payload`) and wait for the app's ack."""
+        await asyncio.wait_for(self.socket_connected.wait(), timeout)
+        assert self._socket is not None
+        envelope_id = str(envelope.setdefault("envelope_id", f"env-{next(self._ts)}"))
+        envelope.setdefault("accepts_response_payload", True)
+        waiter = self._socket_acks[envelope_id] = asyncio.get_running_loop().create_future()
+        await self._socket.send_str(json.dumps(envelope))
+        return await asyncio.wait_for(waiter, timeout)
+
     # ---- the server ------------------------------------------------------------------
+
+    async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._socket = ws
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1,
+                                      "connection_info": {"app_id": "A0ESC"}}))
+        self.socket_connected.set()
+        async for msg in ws:
+            if msg.type != web.WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            self.calls.append(Call(method="socket_mode_ack", args=data, headers={}, at=self._now()))
+            waiter = self._socket_acks.pop(str(data.get("envelope_id")), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(data)
+        self.socket_connected.clear()
+        return ws
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await _args(request)
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
-        call = Call(method=method, args=args, headers=headers, at=self._now())
+        auth = request.headers.get("Authorization", "")
+        call = Call(method=method, args=args, headers=headers, at=self._now(),
+                    token=auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None)
         self.calls.append(call)
         failure = self._take_failure(method, args)
         if failure is not None and failure.delay:
@@ -202,6 +241,8 @@ class FakeSlackApi:
         return None
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "apps.connections.open":
+            return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"}
         if method == "auth.test":
             return {"ok": True, "url": self.workspace_url, "team": "Acme", "user": "escalator",
                     "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": "B0BOT"}
