@@ -55,6 +55,7 @@ log = structlog.get_logger("escalator.teams")
 
 MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+SORRY = "Sorry, something went wrong on my side and it has been logged. Please try again in a minute."
 
 
 class AuthConfig:
@@ -84,9 +85,8 @@ class EscalatorCloudAdapter(CloudAdapter):  # type: ignore[misc]  # botbuilder s
         if "application/json" not in request.headers.get("Content-Type", ""):
             return web.Response(status=415)
         try:
-            body = await request.json()
-            activity: Activity = Activity().deserialize(body)
-        except (ValueError, TypeError, AttributeError):
+            activity: Activity = Activity().deserialize(await request.json())
+        except Exception:  # not JSON, or JSON that is not an activity: nothing to run
             return web.Response(status=400, text="expected an activity")
         if not activity.type:
             return web.Response(status=400, text="expected an activity")
@@ -143,12 +143,15 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
         if activity.type not in (ActivityTypes.message, ActivityTypes.conversation_update,
                                  ActivityTypes.installation_update, ActivityTypes.invoke):
             return
-        reference = TurnContext.get_conversation_reference(activity)
-        raw = reference_json(reference)
+        personal = inbound.conversation_type(activity) == "personal"
+        installed = activity.type in (ActivityTypes.conversation_update, ActivityTypes.installation_update)
+        if not (personal or installed):
+            return  # a message in a channel thread tells us nothing we can write to later
+        raw = reference_json(TurnContext.get_conversation_reference(activity))
         store = self.runtime.store
         await store.put_ref(REFS, str(activity.conversation.id), raw)
         sender = activity.from_property
-        if inbound.conversation_type(activity) == "personal" and sender and sender.id:
+        if personal and sender and sender.id:
             await store.put_ref(USERS, str(sender.id), raw)
             aad = getattr(sender, "aad_object_id", None)
             if aad:
@@ -311,11 +314,14 @@ class TeamsAdapter:
         await self.connectors.close()
 
     async def _on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
+        """A bug must not leave the caller waiting: log it, apologise where Teams lets us."""
         log.error("teams turn failed", platform="teams", error=type(error).__name__, exc_info=error)
-        if turn_context.activity.type == ActivityTypes.message:
-            await turn_context.send_activity(Activity(
-                type="message", text_format="plain",
-                text="Sorry, something went wrong on my side. Please try again in a minute."))
+        activity = turn_context.activity
+        if activity.type == ActivityTypes.message:
+            await turn_context.send_activity(Activity(type="message", text_format="plain", text=SORRY))
+        elif activity.type == ActivityTypes.invoke and activity.name == "adaptiveCard/action":
+            await turn_context.send_activity(Activity(type=ActivityTypes.invoke_response,
+                                                      value=message_response(SORRY)))
 
 
 def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:

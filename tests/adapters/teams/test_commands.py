@@ -5,8 +5,21 @@ from __future__ import annotations
 
 import json
 
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.teams.app import build_teams_adapter
 from adapters.teams.delivery import REFS, USERS, reference_from_json
+from adapters.web import build_web_app
+from bot.clock import FakeClock
+from bot.commands import AcknowledgeCase, Command, OpenCase
+from bot.config import Config
+from bot.messages import Reply
+from bot.redis_server import RedisHandle
+from bot.runtime import build_runtime
+from tests.adapters.teams.conftest import local_settings, with_teams_service_url
 from tests.adapters.teams.harness import TeamsHarness, assert_valid_card, card_text
+from tests.fakes.bot_connector import FakeBotConnector
 
 
 async def test_escalate_in_a_channel_opens_the_case_and_answers_in_the_callers_thread(teams: TeamsHarness) -> None:
@@ -186,3 +199,28 @@ async def test_installs_and_messages_keep_conversation_references_for_later(team
     assert await store.get_ref(USERS, "29:hana") is not None
     assert await store.get_ref(USERS, "29:gus") is None  # a team install is not a 1:1 chat
 
+
+
+async def test_a_crash_inside_a_turn_gets_the_caller_an_apology_not_an_error_page(
+        example_config: Config, redis_client: aioredis.Redis, clock: FakeClock, prefix: str,
+        connector: FakeBotConnector) -> None:
+    async def broken(command: Command, context: object) -> Reply:
+        raise RuntimeError("a bug")
+
+    runtime = build_runtime(config=with_teams_service_url(example_config, connector.url), settings=local_settings(),
+                            handlers={OpenCase: broken, AcknowledgeCase: broken}, clock=clock,
+                            redis=RedisHandle(redis_client, where="test"), prefix=prefix)
+    adapter = build_teams_adapter(runtime)
+    async with TestClient(TestServer(build_web_app(runtime, [adapter], background=False))) as client:
+        teams = TeamsHarness(client=client, adapter=adapter, runtime=runtime, connector=connector,
+                             worker=runtime.worker(adapter.transport()))  # type: ignore[arg-type]
+        status, _ = await teams.say("escalate L2 Printer on fire")
+        press_status, body = await teams.press(
+            {"actions": [{"type": "Action.Execute", "title": "Acknowledge", "verb": "acknowledge",
+                          "data": {"escalator": "card", "action": "acknowledge", "case_id": "ESC-1"}}]},
+            "Acknowledge")
+    await adapter.stop()
+
+    assert status == 201 and teams.replies()[-1]["text"].startswith("Sorry, something went wrong")
+    assert press_status == 200 and body["type"] == "application/vnd.microsoft.activity.message"
+    assert body["value"].startswith("Sorry, something went wrong")
