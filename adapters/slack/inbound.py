@@ -92,7 +92,10 @@ def slash_command(body: Payload, config: Config) -> Command | Reply:
     """A slash command payload as a Command, or a Reply for the caller (usage, open the form)."""
     actor = payload_actor(body, config)
     origin = Origin(platform="slack", channel=body.get("channel_id") or None)
-    return parse(str(body.get("text") or ""), verb=command_verb(str(body.get("command") or "")),
+    # Slack sends the text as markup (`&lt;` for "<", `<@U1|ann>` for a mention): back to plain words,
+    # which the renderer escapes again on the way out.
+    text = plain_text(str(body.get("text") or ""))
+    return parse(text, verb=command_verb(str(body.get("command") or "")),
                  actor=actor, config=config, key=_key("cmd", body.get("trigger_id")), origin=origin)
 
 

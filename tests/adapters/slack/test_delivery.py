@@ -368,17 +368,20 @@ async def test_a_private_message_is_never_cross_posted_to_another_channel(
 
 async def test_channel_and_mention_injection_is_escaped_in_everything_posted(
         slack: SlackCaller, api: FakeSlackApi, worker: DeliveryWorker) -> None:
-    await open_case(slack, "L2 sev2 <!channel> <!here> <@U0GUS> <!subteam^S1|@support> "
-                           "<https://evil.example|bank> & co")
+    # Typed literally, Slack sends `&lt;!channel&gt;`; as real mentions (should_escape), `<!channel>`.
+    await open_case(slack, "L2 sev2 &lt;!channel&gt; &lt;!here&gt; &lt;@U0GUS&gt; <!channel> <!here> <@U0GUS|gus> "
+                           "<!subteam^S1|@support> <https://evil.example|bank> &amp; co")
     await slack.command("/escalate", "L2 sev3 also broken", user="U0STRANGER", user_name="<!channel>")
     await worker.drain()
     posted = api.calls_to("chat.postMessage", "chat.update")
     assert posted
     for call in posted:
         dump = call.dump()
-        for raw in ("<!channel>", "<!here>", "<@U0GUS>", "<!subteam", "<https://evil"):
+        for raw in ("<!channel>", "<!here>", "<@U0GUS>", "<@U0GUS|", "<!subteam", "<https://evil"):
             assert raw not in dump, (raw, call.args["channel"])
-    assert any("&lt;!channel&gt; &lt;!here&gt; &lt;@U0GUS&gt;" in c.dump() for c in posted)
+    title = ("&lt;!channel&gt; &lt;!here&gt; &lt;@U0GUS&gt; @channel @here @gus @support "
+             "bank (https://evil.example) &amp; co")
+    assert any(title in c.dump() for c in posted)
     assert any("Escalated by &lt;!channel&gt;" in c.dump() for c in posted)
     # The bot's own mentions of paged people are real mentions.
     assert any("<@U0CLEO>" in c.dump() for c in posted)
@@ -386,7 +389,7 @@ async def test_channel_and_mention_injection_is_escaped_in_everything_posted(
 
 async def test_a_very_long_summary_is_cut_with_a_link_to_the_full_case(
         slack: SlackCaller, api: FakeSlackApi, worker: DeliveryWorker, slack_runtime: Runtime) -> None:
-    await open_case(slack, "L2 sev3 " + "<b>" * 1500)
+    await open_case(slack, "L2 sev3 " + "&lt;b&gt;" * 1500)  # as Slack sends a typed "<b>"
     await worker.drain()
     await slack.command("/case", "ESC-1001 claim", user="U0CLEO")
     await worker.drain()
