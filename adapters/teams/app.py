@@ -31,7 +31,7 @@ from botframework.connector.auth import AuthenticationConstants, BotFrameworkAut
 from msrest.serialization import Model
 
 from adapters.teams import inbound
-from adapters.teams.delivery import REFS, USERS, TeamsTransport, reference_json
+from adapters.teams.delivery import REFS, TEAMS_IDS, USERS, TeamsTransport, reference_json
 from adapters.teams.render import (
     ADAPTIVE_CARD,
     CARD_ACTION,
@@ -143,6 +143,11 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
         if activity.type not in (ActivityTypes.message, ActivityTypes.conversation_update,
                                  ActivityTypes.installation_update, ActivityTypes.invoke):
             return
+        sender = activity.from_property
+        aad = getattr(sender, "aad_object_id", None) if sender else None
+        if aad and sender.id and sender.id != aad:
+            # The config may name people by Entra object id; mentions want the Teams id (29:...).
+            await self.runtime.store.put_ref(TEAMS_IDS, str(aad), str(sender.id))
         personal = inbound.conversation_type(activity) == "personal"
         installed = activity.type in (ActivityTypes.conversation_update, ActivityTypes.installation_update)
         if not (personal or installed):
@@ -150,10 +155,8 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
         raw = reference_json(TurnContext.get_conversation_reference(activity))
         store = self.runtime.store
         await store.put_ref(REFS, str(activity.conversation.id), raw)
-        sender = activity.from_property
         if personal and sender and sender.id:
             await store.put_ref(USERS, str(sender.id), raw)
-            aad = getattr(sender, "aad_object_id", None)
             if aad:
                 await store.put_ref(USERS, str(aad), raw)
 

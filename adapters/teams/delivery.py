@@ -39,7 +39,8 @@ log = structlog.get_logger("escalator.teams")
 
 THREAD_GAP_S = 0.15  # Teams allows about 7 messages a second per thread
 REFS = "teams-conv"  # conversation references by conversation id
-USERS = "teams-user"  # a person's 1:1 conversation reference by Teams user id
+USERS = "teams-user"  # a person's 1:1 conversation reference by Teams user id (and by Entra object id)
+TEAMS_IDS = "teams-id"  # Entra object id -> Teams user id (29:...), learnt from every activity
 CARD_VERSIONS = "teams-card"
 RETRYABLE = {408, 412, 429, 500, 502, 503, 504}
 PERMANENT = {400, 403, 404, 405, 409, 413}
@@ -192,7 +193,7 @@ class TeamsTransport:
         if not self.tenant_id:
             raise Undeliverable(f"no 1:1 chat with {user} known and no tenant configured to open one")
         params = ConversationParameters(
-            is_group=False, bot=ChannelAccount(id=self.bot_id), members=[ChannelAccount(id=user)],
+            is_group=False, bot=ChannelAccount(id=self.bot_id), members=[ChannelAccount(id=await self.teams_id(user))],
             tenant_id=self.tenant_id, channel_data={"tenant": {"id": self.tenant_id}})
         created = await self._call("open a 1:1 chat", lambda c: c.conversations.create_conversation(params))
         conversation = str(created.id)
@@ -240,6 +241,12 @@ class TeamsTransport:
                 out.append((link.label, url))
         return out
 
+    async def teams_id(self, user_id: str) -> str:
+        """The Teams user id (29:...) for a configured id, which may be an Entra object id."""
+        if user_id.startswith("29:"):
+            return user_id
+        return await self.store.get_ref(TEAMS_IDS, user_id) or user_id
+
     async def _message_activity(self, notice: Notice) -> Activity:
         """A thread reply, page or direct message: a card, plus @mentions in the text for pages."""
         links = await self.links(notice.links)
@@ -247,7 +254,8 @@ class TeamsTransport:
                             summary=notice.title[:100])
         if notice.mentions:
             lead = f"paged for {notice.case_id}" if notice.case_id and notice.kind == "page" else notice.title
-            text, entities = mention_text([(m.name, m.user_id) for m in notice.mentions], lead)
+            people = [(m.name, await self.teams_id(m.user_id) if m.user_id else None) for m in notice.mentions]
+            text, entities = mention_text(people, lead)
             # Entities must be Mention models: botbuilder serializes plain dicts as bare `{"type": ...}`.
             activity.text, activity.text_format = text, "xml"
             activity.entities = [Mention(type="mention", text=e["text"],

@@ -120,7 +120,7 @@ class FakeBotConnector:
     @property
     def sent(self) -> list[ConnectorCall]:
         """Activities sent into an existing conversation (thread replies, 1:1 messages)."""
-        return self.of("send_to_conversation") + self.of("reply_to_activity")
+        return [c for c in self.calls if c.op in ("send_to_conversation", "reply_to_activity") and c.status < 300]
 
     @property
     def updated(self) -> list[ConnectorCall]:

@@ -280,3 +280,18 @@ async def test_a_failed_root_post_is_retried_and_posted_once(teams: TeamsHarness
 
     assert len(teams.connector.created) == 1
     assert await teams.runtime.store.get_thread("ESC-1042", "L2", "teams") is not None
+
+
+async def test_people_configured_by_entra_object_id_are_mentioned_by_their_teams_id(teams: TeamsHarness) -> None:
+    await teams.say("help", user="ben", where="personal")  # Teams tells us Ben's 29: id and Entra id
+    await posted_root(teams)
+    aad = "aaaaaaaa-0000-4000-8000-000000000002"
+    page = Notice(kind="page", title="Paging Ben Brooks", case_id="ESC-1042",
+                  mentions=[Mention(person="ben", name="Ben Brooks", user_id=aad)])
+
+    await enqueue(teams, in_thread(page), message(Notice(kind="direct", title="ESC-1042 is yours"), user=aad))
+    await teams.deliver()
+
+    mention, direct = teams.connector.sent[-2:]
+    assert mention.body["entities"][0]["mentioned"]["id"] == "29:ben"
+    assert direct.conversation_id == "a:1personal-ben"  # the 1:1 chat is found by Entra id too
