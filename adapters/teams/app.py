@@ -31,7 +31,7 @@ from botframework.connector.auth import AuthenticationConstants, BotFrameworkAut
 from msrest.serialization import Model
 
 from adapters.teams import inbound
-from adapters.teams.delivery import REFS, TEAMS_IDS, USERS, TeamsTransport, reference_json
+from adapters.teams.delivery import REFS, TEAMS_IDS, USERS, TeamsTransport, reference_json, resolve_links
 from adapters.teams.render import (
     ADAPTIVE_CARD,
     CARD_ACTION,
@@ -125,10 +125,10 @@ def message_response(text: str) -> InvokeResponse:
 class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuilder ships no type hints
     """Activities in, commands to the bus, replies out; conversation references kept on the way."""
 
-    def __init__(self, runtime: Runtime, transport: TeamsTransport | None) -> None:
+    def __init__(self, runtime: Runtime, *, tenant_id: str | None) -> None:
         self.runtime = runtime
         self.config = runtime.config
-        self.transport = transport
+        self.tenant_id = tenant_id
 
     # ---- every turn ---------------------------------------------------------------------------
 
@@ -192,9 +192,8 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
         await turn_context.send_activity(activity)
 
     async def reply_links(self, reply: Reply) -> list[Link]:
-        if not reply.links or self.transport is None:
-            return []
-        return await self.transport.links(reply.links, strict=False)
+        """Links to threads already posted (a brand-new case's thread is not, yet)."""
+        return await resolve_links(self.runtime.store, reply.links, tenant_id=self.tenant_id, strict=False)
 
     # ---- Action.Execute (card buttons and the chat form) --------------------------------------
 
@@ -241,7 +240,7 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
             if message.address.platform == "teams":
                 bound = message.notice
                 break
-        links = await self.transport.links(bound.links, strict=False) if self.transport else []
+        links = await resolve_links(self.runtime.store, bound.links, tenant_id=self.tenant_id, strict=False)
         return notice_card(bound, tier=tier, links=links)
 
     # ---- "Escalate this message" (a message action) ------------------------------------------
@@ -298,7 +297,7 @@ class TeamsAdapter:
         self.cloud = cloud
         self.connectors = connectors
         self.delivery = delivery
-        self.bot = EscalatorTeamsBot(runtime, delivery)
+        self.bot = EscalatorTeamsBot(runtime, tenant_id=_tenant(runtime))
         cloud.on_turn_error = self._on_turn_error
 
     def mount(self, app: web.Application) -> None:
@@ -331,22 +330,32 @@ def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:
     """The Teams adapter from MICROSOFT_APP_* settings; an empty app id is local/emulator mode."""
     settings = runtime.settings
     app_id = settings.microsoft_app_id.strip()
-    auth = ConfigurationBotFrameworkAuthentication(AuthConfig(
-        app_id, settings.microsoft_app_password.get_secret_value(), settings.microsoft_app_tenant_id.strip(),
-        settings.teams_app_type))
+    try:
+        auth = ConfigurationBotFrameworkAuthentication(AuthConfig(
+            app_id, settings.microsoft_app_password.get_secret_value(), settings.microsoft_app_tenant_id.strip(),
+            settings.teams_app_type))
+    except Exception as exc:  # botbuilder names its own config keys; say which variable to set
+        raise ValueError(f"Teams credentials are incomplete for a {settings.teams_app_type} bot: set "
+                         "MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD and (single tenant) MICROSOFT_APP_TENANT_ID "
+                         f"({exc})") from exc
     cloud = EscalatorCloudAdapter(auth)
     connectors = Connectors(auth, app_id)
     teams = runtime.config.platforms.teams
     service_url = teams.service_url if teams else None
-    tenant = (teams.tenant_id if teams else None) or settings.microsoft_app_tenant_id.strip() or None
+    tenant = _tenant(runtime)
     delivery = None
     if service_url and (app_id or _is_local(service_url)):
-        delivery = TeamsTransport(store=runtime.store, config=runtime.config, connectors=connectors,
+        delivery = TeamsTransport(store=runtime.store, connectors=connectors,
                                   service_url=service_url, bot_id=f"28:{app_id or 'escalator-local'}",
                                   tenant_id=tenant)
     elif service_url:
         log.warning("MICROSOFT_APP_ID is empty: Teams messages wait in the outbox", platform="teams")
     return TeamsAdapter(runtime, cloud=cloud, connectors=connectors, delivery=delivery)
+
+
+def _tenant(runtime: Runtime) -> str | None:
+    teams = runtime.config.platforms.teams
+    return (teams.tenant_id if teams else None) or runtime.settings.microsoft_app_tenant_id.strip() or None
 
 
 def _is_local(url: str) -> bool:

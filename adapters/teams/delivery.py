@@ -29,7 +29,6 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from adapters.teams.inbound import message_link
 from adapters.teams.render import Link, attachment, mention_text, notice_card
-from bot.config import Config
 from bot.messages import Notice, OutboxMessage, ThreadLink
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
@@ -88,6 +87,29 @@ def _error_code(exc: HttpOperationError) -> str:
     return str(code) if code else ""
 
 
+async def resolve_links(store: Store, links: list[ThreadLink], *, tenant_id: str | None = None,
+                        strict: bool = True) -> list[Link]:
+    """Thread links as (label, url): the Teams thread first, else another platform's.
+
+    With `strict`, a link to a thread nobody has posted yet raises RetryLater (the worker tries
+    again once the other platform's worker stored it); otherwise it is left out.
+    """
+    out: list[Link] = []
+    for link in links:
+        threads = await store.threads(link.case_id)
+        others = [ref for key, ref in sorted(threads.items()) if key.split(":", 1)[1].lower() == link.tier.lower()]
+        ref = threads.get(f"teams:{link.tier}") or (others[0] if others else None)
+        if ref is None:
+            if strict:
+                raise RetryLater(f"the {link.tier} thread of {link.case_id} is not posted yet", after=2)
+            continue
+        url = ref.url or (message_link(ref.channel, ref.root_id, tenant=tenant_id) if ref.platform == "teams"
+                          else None)
+        if url and url.startswith(("https://", "http://")):
+            out.append((link.label, url))
+    return out
+
+
 def reference_json(reference: ConversationReference) -> str:
     return json.dumps(reference.serialize())
 
@@ -102,10 +124,9 @@ class TeamsTransport:
 
     platform = "teams"
 
-    def __init__(self, *, store: Store, config: Config, connectors: ConnectorSource, service_url: str,
+    def __init__(self, *, store: Store, connectors: ConnectorSource, service_url: str,
                  bot_id: str, tenant_id: str | None, gap_s: float = THREAD_GAP_S) -> None:
         self.store = store
-        self.config = config
         self.connectors = connectors
         self.service_url = service_url
         self.bot_id = bot_id
@@ -220,26 +241,7 @@ class TeamsTransport:
     # ---- building blocks ------------------------------------------------------------------
 
     async def links(self, links: list[ThreadLink], *, strict: bool = True) -> list[Link]:
-        """Thread links as (label, url): this platform's thread first, else any platform's.
-
-        With `strict`, a link to a thread nobody has posted yet raises RetryLater (the worker
-        tries again once the other platform's worker stored it); otherwise it is left out.
-        """
-        out: list[Link] = []
-        for link in links:
-            threads = await self.store.threads(link.case_id)
-            preferred = threads.get(f"teams:{link.tier}")
-            others = [ref for key, ref in sorted(threads.items()) if key.split(":", 1)[1].lower() == link.tier.lower()]
-            ref = preferred or (others[0] if others else None)
-            if ref is None:
-                if strict:
-                    raise RetryLater(f"the {link.tier} thread of {link.case_id} is not posted yet", after=2)
-                continue
-            url = ref.url or (message_link(ref.channel, ref.root_id, tenant=self.tenant_id)
-                              if ref.platform == "teams" else None)
-            if url and url.startswith(("https://", "http://")):
-                out.append((link.label, url))
-        return out
+        return await resolve_links(self.store, links, tenant_id=self.tenant_id, strict=strict)
 
     async def teams_id(self, user_id: str) -> str:
         """The Teams user id (29:...) for a configured id, which may be an Entra object id."""

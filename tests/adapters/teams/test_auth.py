@@ -27,7 +27,7 @@ from adapters.web import build_web_app
 from bot.clock import FakeClock
 from bot.config import Config
 from bot.redis_server import RedisHandle
-from bot.runtime import build_runtime
+from bot.runtime import Runtime, build_runtime
 from tests.adapters.teams.conftest import local_settings, with_teams_service_url
 from tests.adapters.teams.harness import payload
 from tests.fakes.bot_connector import FakeBotConnector
@@ -124,3 +124,11 @@ async def test_a_token_the_bot_framework_signed_for_this_bot_is_accepted(
 
     assert response.status == 201
     assert await stored_keys(redis_client, prefix)  # the 1:1 conversation reference was kept
+
+
+def test_a_single_tenant_bot_without_a_tenant_or_password_says_which_variable_is_missing(
+        teams_runtime: Runtime) -> None:
+    teams_runtime.settings = local_settings(microsoft_app_id=APP_ID, microsoft_app_type="SingleTenant")
+
+    with pytest.raises(ValueError, match="MICROSOFT_APP_TENANT_ID"):
+        build_teams_adapter(teams_runtime)
