@@ -345,7 +345,7 @@ def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:
     tenant = _tenant(runtime)
     delivery = None
     if service_url and (app_id or _is_local(service_url)):
-        delivery = TeamsTransport(store=runtime.store, connectors=connectors,
+        delivery = TeamsTransport(store=runtime.store, clock=runtime.clock, connectors=connectors,
                                   service_url=service_url, bot_id=f"28:{app_id or 'escalator-local'}",
                                   tenant_id=tenant)
     elif service_url:

@@ -29,7 +29,8 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from adapters.teams.inbound import message_link
 from adapters.teams.render import Link, attachment, mention_text, notice_card
-from bot.messages import Notice, OutboxMessage, ThreadLink
+from bot.clock import Clock
+from bot.messages import OutboxMessage, ThreadLink
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
 from bot.store import Store
@@ -41,6 +42,7 @@ REFS = "teams-conv"  # conversation references by conversation id
 USERS = "teams-user"  # a person's 1:1 conversation reference by Teams user id (and by Entra object id)
 TEAMS_IDS = "teams-id"  # Entra object id -> Teams user id (29:...), learnt from every activity
 CARD_VERSIONS = "teams-card"
+LINK_WAIT_S = 120  # how long a message waits for a linked thread (on any platform) to be posted
 RETRYABLE = {408, 412, 429, 500, 502, 503, 504}
 PERMANENT = {400, 403, 404, 405, 409, 413}
 
@@ -124,9 +126,10 @@ class TeamsTransport:
 
     platform = "teams"
 
-    def __init__(self, *, store: Store, connectors: ConnectorSource, service_url: str,
+    def __init__(self, *, store: Store, clock: Clock, connectors: ConnectorSource, service_url: str,
                  bot_id: str, tenant_id: str | None, gap_s: float = THREAD_GAP_S) -> None:
         self.store = store
+        self.clock = clock
         self.connectors = connectors
         self.service_url = service_url
         self.bot_id = bot_id
@@ -159,7 +162,7 @@ class TeamsTransport:
         """The case card: a new post the first time, an update in place afterwards."""
         notice, address = message.notice, message.address
         case_id, tier = address.thread_case or "", address.thread_tier or ""
-        links = await self.links(notice.links)
+        links = await self.links_for(message)
         activity = Activity(type="message", attachments=[attachment(notice_card(notice, tier=tier, links=links))],
                             summary=notice.title[:100])
         thread = await self.store.get_thread(case_id, tier, "teams")
@@ -192,18 +195,18 @@ class TeamsTransport:
         return root_id
 
     async def _in_thread(self, message: OutboxMessage) -> str | None:
-        notice, address = message.notice, message.address
+        address = message.address
         thread = await self.store.get_thread(address.thread_case or "", address.thread_tier or "", "teams")
         if thread is None:
             raise RetryLater("thread root not posted yet", after=1)
-        activity = await self._message_activity(notice)
+        activity = await self._message_activity(message)
         conversation = thread_conversation(thread.channel, thread.root_id)
         return await self._send(conversation, activity, f"reply in {address.thread_key}", self.service_url)
 
     async def _direct(self, message: OutboxMessage) -> str | None:
         """A 1:1 message: through the stored conversation, or a new 1:1 chat in our tenant."""
         user = message.address.user or ""
-        activity = await self._message_activity(message.notice)
+        activity = await self._message_activity(message)
         raw = await self.store.get_ref(USERS, user)
         if raw:
             reference = reference_from_json(raw)
@@ -230,7 +233,7 @@ class TeamsTransport:
         """A post in a channel (link-back, status), in a thread when `reply_to` names one."""
         address = message.address
         channel = address.channel or ""
-        activity = await self._message_activity(message.notice)
+        activity = await self._message_activity(message)
         if address.reply_to and is_teams_channel(channel):
             return await self._send(thread_conversation(channel, address.reply_to), activity,
                                     "reply in the origin thread", self.service_url)
@@ -240,8 +243,12 @@ class TeamsTransport:
 
     # ---- building blocks ------------------------------------------------------------------
 
-    async def links(self, links: list[ThreadLink], *, strict: bool = True) -> list[Link]:
-        return await resolve_links(self.store, links, tenant_id=self.tenant_id, strict=strict)
+    async def links_for(self, message: OutboxMessage) -> list[Link]:
+        """The notice's thread links; a link that cannot be resolved for long is left out rather
+        than holding the message back for good (the other platform may be down or unconfigured)."""
+        waited = (self.clock.now() - message.created_at).total_seconds()
+        return await resolve_links(self.store, message.notice.links, tenant_id=self.tenant_id,
+                                   strict=waited < LINK_WAIT_S)
 
     async def teams_id(self, user_id: str) -> str:
         """The Teams user id (29:...) for a configured id, which may be an Entra object id."""
@@ -249,9 +256,10 @@ class TeamsTransport:
             return user_id
         return await self.store.get_ref(TEAMS_IDS, user_id) or user_id
 
-    async def _message_activity(self, notice: Notice) -> Activity:
+    async def _message_activity(self, message: OutboxMessage) -> Activity:
         """A thread reply, page or direct message: a card, plus @mentions in the text for pages."""
-        links = await self.links(notice.links)
+        notice = message.notice
+        links = await self.links_for(message)
         activity = Activity(type="message", attachments=[attachment(notice_card(notice, links=links))],
                             summary=notice.title[:100])
         if notice.mentions:

@@ -295,3 +295,18 @@ async def test_people_configured_by_entra_object_id_are_mentioned_by_their_teams
     mention, direct = teams.connector.sent[-2:]
     assert mention.body["entities"][0]["mentioned"]["id"] == "29:ben"
     assert direct.conversation_id == "a:1personal-ben"  # the 1:1 chat is found by Entra id too
+
+
+async def test_a_link_that_never_resolves_is_left_out_rather_than_losing_the_message(teams: TeamsHarness) -> None:
+    thread = await posted_root(teams)
+    moved = Notice(kind="reply", title="Escalated to L3 Engineering by Alice Adams", case_id="ESC-1042",
+                   links=[ThreadLink(case_id="ESC-1042", tier="L3", label="Continue in L3")])
+    await enqueue(teams, in_thread(moved))
+    for _ in range(3):  # Slack is down: its L3 thread never appears
+        await teams.deliver()
+        teams.runtime.clock.advance(seconds=61)  # type: ignore[attr-defined]
+    await teams.deliver()
+
+    [sent] = teams.connector.in_conversation(f"{L2};messageid={thread.root_id}")
+    assert "Escalated to L3 Engineering" in card_text(sent.cards[0]) and "actions" not in sent.cards[0]
+    assert await teams.runtime.outbox.dead_letters("teams") == []
