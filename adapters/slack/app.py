@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import ids, inbound, render
 from adapters.slack.delivery import SlackTransport, web_client
 from bot.changes import Changes
-from bot.commands import Command
+from bot.commands import Command, OpenCase
 from bot.messages import Address, Notice, OutboxMessage, Reply, ThreadLink
 from bot.runtime import Runtime
 
@@ -151,7 +151,8 @@ class SlackAdapter:
                     "/escalate L2 sev2 customer:globex checkout fails for EU cards")))
             return
         reply = result if isinstance(result, Reply) else await self._handle(result)
-        await self._ack_reply(ack, reply)
+        # A case opened just now has no thread yet: skip looking for one (a Redis round trip).
+        await self._ack_reply(ack, reply, resolve=not isinstance(result, OpenCase))
 
     async def _on_shortcut(self, ack: Ack, body: dict[str, Any], client: AsyncWebClient) -> None:
         """"Escalate this message": the form, prefilled with the message and its link."""
@@ -230,9 +231,13 @@ class SlackAdapter:
             return Reply(ok=False, text="Something went wrong on our side and it has been logged. "
                                         "Please try again in a minute.")
 
-    async def _ack_reply(self, ack: Ack, reply: Reply) -> None:
-        message = render.render_reply(reply, links=await self._resolve(reply.links))
-        await ack(text=message.text, blocks=message.blocks, response_type="ephemeral")
+    async def _ack_reply(self, ack: Ack, reply: Reply, *, resolve: bool = True) -> None:
+        links = await self._resolve(reply.links) if resolve else []
+        message = render.render_reply(reply, links=links)
+        if message.blocks:
+            await ack(text=message.text, blocks=message.blocks, response_type="ephemeral")
+        else:
+            await ack(text=message.text, response_type="ephemeral")
 
     async def _resolve(self, links: Sequence[ThreadLink]) -> list[render.ResolvedLink]:
         """Thread links whose thread is already posted (a brand-new case's is not, yet)."""
@@ -265,8 +270,9 @@ class SlackAdapter:
 
     async def _send_follow_up(self, response_url: str, reply: Reply) -> None:
         message = render.render_reply(reply, links=await self._resolve(reply.links))
-        payload = {"response_type": "ephemeral", "replace_original": False, "text": message.text,
-                   "blocks": message.blocks}
+        payload: dict[str, Any] = {"response_type": "ephemeral", "replace_original": False, "text": message.text}
+        if message.blocks:
+            payload["blocks"] = message.blocks
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session, \
                     session.post(response_url, json=payload) as response:
