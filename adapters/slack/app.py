@@ -124,7 +124,11 @@ class SlackAdapter:
             return web.json_response(
                 {"error": "Slack is not configured here: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
                 status=503)
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        try:
+            bolt_request = await to_bolt_request(request)
+        except UnicodeDecodeError:
+            return web.json_response({"error": "the body is not UTF-8"}, status=400)
+        response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
     # ---- listeners --------------------------------------------------------------------

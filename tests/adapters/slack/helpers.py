@@ -5,7 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.runtime import Runtime
 from tests.fakes.slack_api import FakeSlackApi
+
+
+async def outbox_size(runtime: Runtime) -> int:
+    """Slack messages not yet delivered: in the outbox stream, or waiting for a retry.
+
+    (Counted directly: `Outbox.pending` relies on XINFO's `lag`, which older Redis lacks.)
+    """
+    keys = runtime.store.keys
+    return int(await runtime.store.redis.xlen(keys.outbox("slack"))) + int(
+        await runtime.store.redis.zcard(keys.outbox_delayed("slack")))
 
 
 def roots(api: FakeSlackApi, channel: str) -> list[dict[str, Any]]:

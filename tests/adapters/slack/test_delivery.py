@@ -20,7 +20,7 @@ from bot.model import ThreadRef
 from bot.outbox import DeliveryWorker, RetryLater, Undeliverable
 from bot.runtime import Runtime
 from tests.adapters.slack.conftest import SlackCaller, Sleeps
-from tests.adapters.slack.helpers import card, field_value, replies, roots, text_of
+from tests.adapters.slack.helpers import card, field_value, outbox_size, replies, roots, text_of
 from tests.fakes.slack_api import FakeSlackApi
 
 
@@ -51,13 +51,6 @@ async def queue(runtime: Runtime, *messages: OutboxMessage) -> None:
 async def open_case(slack: SlackCaller, text: str = "L2 sev2 checkout fails") -> None:
     status, body = await slack.command("/escalate", text)
     assert status == 200 and body["text"].startswith("Opened"), body
-
-
-async def outbox_size(runtime: Runtime) -> int:
-    """Messages in the outbox stream (new or in flight) plus those waiting for a retry."""
-    keys = runtime.store.keys
-    return int(await runtime.store.redis.xlen(keys.outbox("slack"))) + int(
-        await runtime.store.redis.zcard(keys.outbox_delayed("slack")))
 
 
 # ---- rate limits and server errors --------------------------------------------------------

@@ -10,7 +10,7 @@ from bot.outbox import DeliveryWorker
 from bot.runtime import Runtime
 from bot.settings import Settings
 from tests.adapters.slack.conftest import SlackCaller
-from tests.adapters.slack.helpers import opened_view, text_of
+from tests.adapters.slack.helpers import opened_view, outbox_size, text_of
 from tests.fakes.slack_api import FakeSlackApi
 
 
@@ -27,7 +27,7 @@ async def test_a_request_signed_with_the_wrong_secret_gets_401_and_changes_nothi
                                  "application/x-www-form-urlencoded", secret="not-the-secret")
     assert status == 401
     assert await open_cases(slack_runtime) == []
-    assert await slack_runtime.outbox.pending("slack") == 0
+    assert await outbox_size(slack_runtime) == 0
     assert api.calls == []
 
 
@@ -54,6 +54,13 @@ async def test_a_body_changed_after_signing_gets_401(slack: SlackCaller, slack_r
         "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": signature})
     assert response.status == 401
+    assert await open_cases(slack_runtime) == []
+
+
+async def test_a_body_that_is_not_text_gets_400(slack: SlackCaller, slack_runtime: Runtime) -> None:
+    response = await slack.client.post("/slack/events", data=b"\xff\xfe\x00garbage", headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    assert response.status in (400, 401)
     assert await open_cases(slack_runtime) == []
 
 
@@ -100,7 +107,7 @@ async def test_escalate_with_text_opens_a_case_and_answers_only_the_caller(
     assert case.origin is not None and case.origin.channel == "C0SUPPORT"
     # Nothing is posted from the request: the card waits in the outbox for the delivery worker.
     assert api.methods() == ["auth.test"]
-    assert await slack_runtime.outbox.pending("slack") > 0
+    assert await outbox_size(slack_runtime) > 0
 
 
 async def test_escalate_with_wrong_words_gets_usage_only_the_caller_sees(
