@@ -212,6 +212,8 @@ class SlackAdapter:
         """`@Escalator escalate ...`: the same commands; the answer goes to the caller by DM."""
         await ack()
         event_id = body.get("event_id")
+        # Slack retries an event it thinks we missed (X-Slack-Retry-Num). Its own key namespace:
+        # the command's key (`slack:event:<id>`) is the core's, which records the outcome under it.
         if event_id and not await self.runtime.store.claim_once(f"slack:event-seen:{event_id}"):
             log.info("slack event retry ignored", event_id=event_id)
             return
