@@ -123,6 +123,21 @@ async def _console(config: Config, person: str) -> None:
         await runtime.close()
 
 
+@main.command("teams-package")
+@click.option("--app-id", envvar="MICROSOFT_APP_ID", required=True, help="The Azure Bot's app id.")
+@click.option("--host", envvar="ESCALATOR_PUBLIC_URL", default=None, help="bot.example.com or its URL")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("escalator-teams.zip"), show_default=True)
+def teams_package(app_id: str, host: str | None, out: Path) -> None:
+    """Build the Teams app package (manifest + icons) to upload in Teams."""
+    from adapters.teams.package import PackageError, build_app_package
+
+    try:
+        path = build_app_package(app_id, out, host)
+    except PackageError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Wrote {path}: upload it in Teams (Apps → Manage your apps → Upload an app).")
+
+
 @main.group()
 def outbox() -> None:
     """Inspect the outbox: pending counts and dead letters, and replay them."""

@@ -62,6 +62,10 @@ class Context:
             case = await self.load(case_id)
             changes = Changes(expected_version=case.version, previous=case)
             working = case.model_copy(deep=True)
+            # The cards a workflow builds carry the version they will be stored as, so a late,
+            # retried older card can be told apart from a newer one and skipped.
+            working.version = case.version + 1
+            working.updated_at = self.clock.now()
             reply = mutate(working, changes)
             if changes.case is None and not changes.notices and not changes.timers and not changes.timeline:
                 return reply

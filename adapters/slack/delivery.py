@@ -175,7 +175,7 @@ class SlackTransport:
         if not await self.store.redis.set(lock, message.id, nx=True, ex=ROOT_LOCK_S):
             existing = await self.store.get_thread(case_id, tier, PLATFORM)
             if existing is None:
-                raise RetryLater("another worker is posting this case card")
+                raise RetryLater("another worker is posting this case card", waiting=True)
             rendered = render_notice(notice, links=links, case_url=existing.url)
             await self.client.chat_update(channel=existing.channel, ts=existing.root_id, text=rendered.text,
                                           blocks=rendered.blocks)
@@ -227,7 +227,7 @@ class SlackTransport:
         if thread is None:
             # No `after`: the worker's backoff keeps in step with the root's own retries, and an
             # `after` would replace a 429 Retry-After hold on this channel with a 1 s one.
-            raise RetryLater("thread root not posted yet")
+            raise RetryLater("thread root not posted yet", waiting=True)
         self._guard_private(message, thread.channel)
         rendered = render_notice(message.notice, links=await self._links(message), case_url=thread.url)
         return await self._post(thread.channel, rendered, thread_ts=thread.root_id)
@@ -281,7 +281,7 @@ class SlackTransport:
             else:
                 missing.append(f"{lnk.case_id} {lnk.tier}")
         if missing and self.clock.now() - message.created_at < LINK_GRACE:
-            raise RetryLater(f"linked thread not posted yet: {', '.join(missing)}")
+            raise RetryLater(f"linked thread not posted yet: {', '.join(missing)}", waiting=True)
         return out
 
 

@@ -103,7 +103,7 @@ async def resolve_links(store: Store, links: list[ThreadLink], *, tenant_id: str
         ref = threads.get(f"teams:{link.tier}") or (others[0] if others else None)
         if ref is None:
             if strict:
-                raise RetryLater(f"the {link.tier} thread of {link.case_id} is not posted yet", after=2)
+                raise RetryLater(f"the {link.tier} thread of {link.case_id} is not posted yet", after=2, waiting=True)
             continue
         url = ref.url or (message_link(ref.channel, ref.root_id, tenant=tenant_id) if ref.platform == "teams"
                           else None)
@@ -181,7 +181,7 @@ class TeamsTransport:
         # Only one worker may create the thread root; the others wait until it is stored.
         lock = f"teams-root:{case_id}:{tier}"
         if not await self.store.claim_once(lock, ttl_s=120):
-            raise RetryLater("the case thread is being posted", after=1)
+            raise RetryLater("the case thread is being posted", after=1, waiting=True)
         try:
             root_id = await self._new_post(channel, activity, "post the case card")
             url = message_link(channel, root_id, root=root_id, tenant=self.tenant_id)
@@ -198,7 +198,7 @@ class TeamsTransport:
         address = message.address
         thread = await self.store.get_thread(address.thread_case or "", address.thread_tier or "", "teams")
         if thread is None:
-            raise RetryLater("thread root not posted yet", after=1)
+            raise RetryLater("thread root not posted yet", after=1, waiting=True)
         activity = await self._message_activity(message)
         conversation = thread_conversation(thread.channel, thread.root_id)
         return await self._send(conversation, activity, f"reply in {address.thread_key}", self.service_url)

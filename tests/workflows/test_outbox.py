@@ -43,9 +43,8 @@ class Sleeps:
 
 
 def message(n: int, channel: str = "C0L1") -> OutboxMessage:
-    from datetime import UTC, datetime
     return OutboxMessage(id=f"m{n}", address=Address(platform="slack", channel=channel),
-                         notice=Notice(kind="post", title=f"hello {n}"), created_at=datetime.now(UTC))
+                         notice=Notice(kind="post", title=f"hello {n}"), created_at=FakeClock().now())
 
 
 async def enqueue(runtime: Runtime, *messages: OutboxMessage) -> None:
@@ -117,6 +116,18 @@ async def test_a_message_that_keeps_failing_goes_to_dead_letters_and_can_be_repl
     assert await runtime.outbox.dead_letters("slack") == []
 
 
+async def test_a_message_waiting_past_the_wait_limit_counts_its_attempts_again(
+        runtime: Runtime, clock: FakeClock) -> None:
+    transport = RecordingTransport(fail=[RetryLater("thread root not posted yet", waiting=True)] * 50)
+    await enqueue(runtime, message(1))
+    worker = runtime.worker(transport, max_attempts=2)
+    for _ in range(60):
+        await worker.drain()
+        clock.advance(minutes=1)
+    dead = await runtime.outbox.dead_letters("slack")
+    assert [(d.message.id, d.attempts) for d in dead] == [("m1", 2)]
+
+
 async def test_a_permanent_failure_is_dead_lettered_at_once(runtime: Runtime) -> None:
     transport = RecordingTransport(fail=[Undeliverable("channel_not_found")])
     await enqueue(runtime, message(1))
@@ -149,3 +160,15 @@ async def test_a_burst_to_one_channel_is_paced_across_workers(runtime: Runtime, 
     await b.drain()
     # five messages to C0L1 took four one-second gaps in all; C0OTHER did not wait for C0L1
     assert sum(sleeps.waits) == 4.0
+
+
+async def test_waiting_for_a_thread_root_uses_no_attempts_until_the_wait_limit(
+        runtime: Runtime, clock: FakeClock) -> None:
+    transport = RecordingTransport(fail=[RetryLater("thread root not posted yet", waiting=True)] * 9, gap=1.0)
+    await enqueue(runtime, message(1))
+    worker = runtime.worker(transport, max_attempts=3, sleep=Sleeps(clock))
+    for _ in range(40):
+        await worker.drain()
+        clock.advance(seconds=2)
+    assert [m.id for m in transport.delivered] == ["m1"]  # 9 waits, no dead letter, no channel hold
+    assert await runtime.outbox.dead_letters("slack") == []
