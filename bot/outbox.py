@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
