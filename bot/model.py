@@ -40,6 +40,10 @@ class Model(BaseModel):
 class Actor(Model):
     """Who did something: a configured person, or an unknown platform user."""
 
+    # Frozen, hence hashable: pydantic then shares the SYSTEM default instead of deep-copying it
+    # into every command.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     person: str | None = None
     platform: Platform = "console"
     user_id: str | None = None

@@ -100,10 +100,13 @@ class Store:
         raws: list[Any] = await self.redis.zrangebyscore(self.keys.all_cases, start_ms, end_ms)
         return [_text(r) for r in raws]
 
-    async def next_case_id(self) -> str:
-        """Allocate `ESC-1001`, `ESC-1002`, ... (a failed commit leaves a harmless gap)."""
-        number = await self.redis.incr(self.keys.case_seq)
-        return f"ESC-{1000 + int(number)}"
+    async def begin_case(self, key: str | None) -> tuple[str | None, str]:
+        """In one round trip: what an earlier request with `key` answered (if any), and a new id."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.dedupe(key) if key else self.keys.dedupe("-"))
+        pipe.incr(self.keys.case_seq)
+        done, number = await pipe.execute()
+        return (_text(done) if done is not None and key else None), f"ESC-{1000 + int(number)}"
 
     async def dedupe_result(self, key: str) -> str | None:
         raw = await self.redis.get(self.keys.dedupe(key))

@@ -60,8 +60,6 @@ def resolve_people(refs: list[str], config: Config, now: datetime) -> list[str]:
 
 async def open_case(cmd: OpenCase, ctx: Context) -> Reply:
     config, now = ctx.config, ctx.clock.now()
-    if cmd.key and (done := await ctx.store.dedupe_result(cmd.key)) is not None:
-        return Reply(text=done)
     customer = config.customers.get(cmd.customer) if cmd.customer else None
     if cmd.customer and customer is None:
         raise UserError(f"Unknown customer '{cmd.customer}' (known: {', '.join(config.customers) or 'none'}).")
@@ -76,7 +74,9 @@ async def open_case(cmd: OpenCase, ctx: Context) -> Reply:
         raise UserError(f"{tier_label(config, tier_id)} has no channel to post in; escalate to a staffed tier "
                         f"({', '.join(t.id for t in config.tiers if t.channels.items())}).")
     private = decision.private or is_sensitive(category, config)
-    case_id = await ctx.store.next_case_id()
+    done, case_id = await ctx.store.begin_case(cmd.key)  # a duplicate wastes an id: harmless
+    if done is not None:
+        return Reply(text=done)
     case = Case(id=case_id, version=1, title=cmd.title, customer=cmd.customer, category=category,
                 severity=cmd.severity or Severity.SEV3, tier=tier_id, private=private, swarm=decision.swarm,
                 notify_csm=decision.notify_csm, rule=decision.rule, origin=cmd.origin, opened_by=cmd.actor,
