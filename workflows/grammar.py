@@ -7,6 +7,7 @@ the escalation form). Adapters only find the verb and the text; everything else 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from bot.commands import (
     AcknowledgeCase,
@@ -89,6 +90,40 @@ def parse_message(text: str, *, actor: Actor, config: Config, key: str | None = 
     if verb.lower() not in VERBS:
         return Reply(text=help_text(), ok=not verb)
     return parse(rest, verb=verb, actor=actor, config=config, key=key, origin=origin)
+
+
+ROUTING_DECIDES = "auto"  # the form's tier choice that leaves the tier to the routing rules
+TITLE_LIMIT = 300
+
+
+def form_command(fields: Mapping[str, str | None], *, actor: Actor, config: Config, key: str | None = None,
+                 origin: Origin | None = None) -> OpenCase | dict[str, str]:
+    """The escalation form (Slack modal, Teams card) as OpenCase, or `{field: problem}` to show.
+
+    Fields: tier, severity, customer, category, summary; the same checks as `/escalate` text.
+    """
+    def value(name: str) -> str:
+        return " ".join((fields.get(name) or "").split())
+
+    problems: dict[str, str] = {}
+    tier_word = value("tier")
+    tier = None if tier_word.lower() in ("", ROUTING_DECIDES) else _tier(tier_word, config)
+    if tier_word.lower() not in ("", ROUTING_DECIDES) and tier is None:
+        problems["tier"] = f"Unknown tier '{tier_word}' (known: {', '.join(config.tier_ids)})."
+    severity = _severity(value("severity")) if value("severity") else None
+    if value("severity") and severity is None:
+        problems["severity"] = f"Unknown severity '{value('severity')}' (use sev1 to sev4)."
+    customer = value("customer").lower() or None
+    if customer and customer not in config.customers:
+        problems["customer"] = f"Unknown customer '{customer}' (known: {', '.join(config.customers) or 'none'})."
+    category = value("category").lower().replace(" ", "-") or None
+    summary = value("summary")
+    if not summary:
+        problems["summary"] = "Add a short summary of the problem."
+    if problems:
+        return problems
+    return OpenCase(actor=actor, key=key, title=summary[:TITLE_LIMIT], tier=tier, severity=severity,
+                    customer=customer, category=category, origin=origin)
 
 
 def action_command(action: ActionName, case_id: str, *, actor: Actor, key: str | None = None,

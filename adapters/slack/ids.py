@@ -5,6 +5,8 @@ Keeping them in one place means a renamed field cannot silently stop a form from
 
 from __future__ import annotations
 
+from workflows import grammar
+
 # Slash commands as the manifest declares them, and the grammar verb each one stands for.
 COMMANDS = {"/escalate": "escalate", "/case": "case", "/oncall": "oncall"}
 
@@ -29,4 +31,4 @@ ACTION_PREFIX = "case_"
 CARD_ACTIONS_BLOCK = "case_actions"
 
 # What the "let routing decide" option of the tier select sends.
-ROUTING_DECIDES = "auto"
+ROUTING_DECIDES = grammar.ROUTING_DECIDES  # the form value that leaves the tier to routing

@@ -19,8 +19,8 @@ from adapters.slack import ids
 from bot.commands import Command, OpenCase
 from bot.config import Config
 from bot.messages import ActionName, Reply
-from bot.model import Actor, Origin, Severity
-from workflows.grammar import action_command, parse, parse_message
+from bot.model import Actor, Origin
+from workflows.grammar import action_command, form_command, parse, parse_message
 
 Payload = Mapping[str, Any]
 ACTIONS: tuple[str, ...] = get_args(ActionName)
@@ -173,28 +173,16 @@ def escalate_submission(body: Payload, config: Config) -> OpenCase | dict[str, s
     """The submitted escalation form as OpenCase, or `{block_id: problem}` to show in the form."""
     view = body.get("view") or {}
     values = _values(body)
-    errors: dict[str, str] = {}
-    tier = _input(values, ids.BLOCK_TIER)
-    if tier in (None, ids.ROUTING_DECIDES):
-        tier = None
-    elif config.find_tier(tier) is None:
-        errors[ids.BLOCK_TIER] = f"Unknown tier '{tier}'."
-    severity_text = _input(values, ids.BLOCK_SEVERITY)
-    severity = Severity(severity_text) if severity_text in {s.value for s in Severity} else None
-    if severity_text and severity is None:
-        errors[ids.BLOCK_SEVERITY] = f"Unknown severity '{severity_text}'."
-    customer = (_input(values, ids.BLOCK_CUSTOMER) or "").lower() or None
-    if customer and customer not in config.customers:
-        errors[ids.BLOCK_CUSTOMER] = f"Unknown customer '{customer}'."
-    category = (_input(values, ids.BLOCK_CATEGORY) or "").lower().replace(" ", "-") or None
-    summary = " ".join((_input(values, ids.BLOCK_SUMMARY) or "").split())
-    if not summary:
-        errors[ids.BLOCK_SUMMARY] = "Add a short summary of the problem."
-    if errors:
-        return errors
-    return OpenCase(actor=payload_actor(body, config), key=_key("view", view.get("id"), view.get("hash")),
-                    title=summary, tier=tier, severity=severity, customer=customer, category=category,
-                    origin=_origin(view))
+    fields = {name: _input(values, block) for name, block in (
+        ("tier", ids.BLOCK_TIER), ("severity", ids.BLOCK_SEVERITY), ("customer", ids.BLOCK_CUSTOMER),
+        ("category", ids.BLOCK_CATEGORY), ("summary", ids.BLOCK_SUMMARY))}
+    result = form_command(fields, actor=payload_actor(body, config), config=config,
+                          key=_key("view", view.get("id"), view.get("hash")), origin=_origin(view))
+    if isinstance(result, OpenCase):
+        return result
+    blocks = {"tier": ids.BLOCK_TIER, "severity": ids.BLOCK_SEVERITY, "customer": ids.BLOCK_CUSTOMER,
+              "summary": ids.BLOCK_SUMMARY}
+    return {blocks[name]: problem for name, problem in result.items()}
 
 
 # ---- card buttons and the reason modal ------------------------------------------------------

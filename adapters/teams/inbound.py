@@ -22,8 +22,9 @@ from botbuilder.schema import Activity
 from bot.commands import Command, OpenCase
 from bot.config import Config
 from bot.messages import ActionName, Reply
-from bot.model import Actor, Origin, Severity
-from workflows.grammar import action_command, parse_message, usage
+from bot.model import Actor, Origin
+from workflows import grammar
+from workflows.grammar import action_command, parse_message
 
 TEAMS_WEB = "https://teams.microsoft.com"
 _TAG = re.compile(r"<[^>]+>")
@@ -143,27 +144,13 @@ def form_command(data: Mapping[str, Any], activity: Activity, config: Config) ->
     actor = actor_of(activity, config)
     form_id = _choice(data.get("form_id"))
     key = f"teams-form:{form_id}" if form_id else activity_key(activity)
-    tier_word, severity_word = _choice(data.get("tier")), _choice(data.get("severity")).lower()
-    customer, category = _choice(data.get("customer")).lower(), _choice(data.get("category")).lower()
-    summary = " ".join(_choice(data.get("summary")).split())
-    tier = config.find_tier(tier_word) if tier_word else None
-    if tier_word and tier is None:
-        return usage("escalate", f"Unknown tier '{tier_word}' (known: {', '.join(config.tier_ids)}).")
-    severity = None
-    if severity_word:
-        try:
-            severity = Severity(severity_word)
-        except ValueError:
-            return usage("escalate", f"Unknown severity '{severity_word}' (use sev1 to sev4).")
-    if customer and customer not in config.customers:
-        known = ", ".join(config.customers) or "none configured"
-        return usage("escalate", f"Unknown customer '{customer}' (known: {known}).")
-    if not summary:
-        return Reply(text="Add a short summary of the problem.", ok=False)
+    fields = {name: _choice(data.get(name)) for name in ("tier", "severity", "customer", "category", "summary")}
     message_url = _choice(data.get("message_url")) or None
-    return OpenCase(actor=actor, key=key, title=summary[:300], tier=tier.id if tier else None,
-                    severity=severity, customer=customer or None, category=category or None,
-                    origin=origin_of(activity, message_url=message_url))
+    result = grammar.form_command(fields, actor=actor, config=config, key=key,
+                          origin=origin_of(activity, message_url=message_url))
+    if isinstance(result, OpenCase):
+        return result
+    return Reply(text="\n".join(result.values()), ok=False)
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,9 @@ def test_the_form_submission_becomes_open_case_keyed_on_view_and_hash(example_co
 def test_a_forged_form_value_is_refused(example_config: Config) -> None:
     result = inbound.escalate_submission(submission({"tier": "L9", "severity": "sev9", "customer": "nope",
                                                      "summary": "x"}), example_config)
-    assert result == {"tier": "Unknown tier 'L9'.", "severity": "Unknown severity 'sev9'.",
-                      "customer": "Unknown customer 'nope'."}
+    assert result == {"tier": "Unknown tier 'L9' (known: L0, L1, L2, L3, vendor).",
+                      "severity": "Unknown severity 'sev9' (use sev1 to sev4).",
+                      "customer": "Unknown customer 'nope' (known: globex, initech, smallco)."}
 
 
 def test_a_double_click_gets_the_same_key_and_a_newer_card_a_new_one(example_config: Config) -> None:
