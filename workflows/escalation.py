@@ -34,6 +34,11 @@ from workflows.policy import Facts, is_sensitive, next_tier, previous_tier, rout
 VENDOR_NUDGE_DEFAULT_HOURS = 4
 
 
+def vendor_nudge_timer(case: Case) -> str:
+    """The id of the one vendor-reminder timer a case can have."""
+    return f"{case.id}:vendor-nudge"
+
+
 def enter_tier(case: Case, tier_id: str, config: Config, now: datetime, changes: Changes, *,
                reason: str = "") -> list[str]:
     """Put the case in `tier_id`: new thread and card, SLA clocks, paging. Returns who was paged."""
@@ -181,7 +186,7 @@ async def escalate_case(cmd: EscalateCase, ctx: Context) -> Reply:
             case.vendor = VendorInfo(name=cmd.vendor or "vendor", ticket=cmd.vendor_ticket, since=now)
             case.status = CaseStatus.WAITING_VENDOR
             nudge = config.tier(target).vendor_nudge or _default_nudge(config, target)
-            changes.schedule(Timer(f"{case.id}:vendor-nudge", now + nudge, NudgeVendor(case_id=case.id)))
+            changes.schedule(Timer(vendor_nudge_timer(case), now + nudge, NudgeVendor(case_id=case.id)))
             log(changes, case, now, cmd.actor, "vendor engaged",
                 f"{case.vendor.name}{' ticket ' + cmd.vendor_ticket if cmd.vendor_ticket else ''}; "
                 f"owner reminded after {format_duration(nudge)} without an answer")

@@ -25,6 +25,7 @@ from bot.messages import Reply
 from bot.model import SYSTEM, Actor, Case, CaseStatus, SlaClock
 from workflows import paging, sla
 from workflows.cards import log, mention, person_name, refresh_card, reply, tell, tier_label
+from workflows.escalation import vendor_nudge_timer
 
 
 def _who(actor: Actor) -> str:
@@ -41,7 +42,7 @@ def _acknowledge(case: Case, actor: Actor, ctx: Context, changes: Changes) -> No
     sla.meet(case, "acknowledge", now, changes)
     if case.vendor and case.vendor.last_heard is None:
         case.vendor.last_heard = now
-        changes.cancel(f"{case.id}:vendor-nudge")
+        changes.cancel(vendor_nudge_timer(case))
     took = format_duration(now - case.tiers[-1].at) if case.tiers else ""
     reply(case, changes, f"{actor.name} acknowledged" + (f" after {took}" if took else ""),
           "Paging stopped." if stopped else "")
@@ -142,7 +143,7 @@ async def set_waiting(cmd: SetWaiting, ctx: Context) -> Reply:
                 return Reply(text=f"{case.id} is not waiting on anyone.", case_id=case.id)
             if case.status == CaseStatus.WAITING_VENDOR and case.vendor:
                 case.vendor.last_heard = now
-                changes.cancel(f"{case.id}:vendor-nudge")
+                changes.cancel(vendor_nudge_timer(case))
             sla.resume(case, now, changes)
             case.status = CaseStatus.ACKNOWLEDGED if case.acknowledged_at else CaseStatus.OPEN
             reply(case, changes, f"{cmd.actor.name} resumed work", "SLA clocks run again.")
@@ -168,7 +169,7 @@ async def resolve(cmd: ResolveCase, ctx: Context) -> Reply:
         paging.stop(case, f"resolved by {cmd.actor.name}", now, changes, quiet=True)
         sla.meet(case, "acknowledge", now, changes)
         sla.meet(case, "resolve", now, changes)
-        changes.cancel(f"{case.id}:vendor-nudge")
+        changes.cancel(vendor_nudge_timer(case))
         case.status = CaseStatus.RESOLVED
         case.resolved_at = now
         case.resolved_tier = case.tier
@@ -228,7 +229,7 @@ async def nudge_vendor(cmd: NudgeVendor, ctx: Context) -> Reply:
         if who and who in config.people:
             tell(case, changes, who, f"Chase the vendor on {case.id}", text)
         nudge = config.tier(case.tier).vendor_nudge or (now - case.vendor.since)
-        changes.schedule(Timer(f"{case.id}:vendor-nudge", now + nudge, NudgeVendor(case_id=case.id)))
+        changes.schedule(Timer(vendor_nudge_timer(case), now + nudge, NudgeVendor(case_id=case.id)))
         log(changes, case, now, SYSTEM, "vendor reminder", text)
         changes.case = case
         return Reply(text="reminded")
