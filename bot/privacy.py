@@ -7,6 +7,7 @@ pass the mod-97 check, so order numbers and ticket ids survive.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # 13-19 digits, optionally grouped by single spaces or dashes.
@@ -41,10 +42,20 @@ def iban_ok(candidate: str) -> bool:
     return number % 97 == 1
 
 
+MAYBE_PERSONAL = re.compile(r"[\d@]")
+
+
 def scrub(text: str) -> tuple[str, list[str]]:
     """Return the text with personal data replaced, and the kinds that were found."""
-    if "@" not in text and not any(ch.isdigit() for ch in text):
-        return text, []  # nothing here can be personal data: skip the regexes (the common case)
+    if not MAYBE_PERSONAL.search(text):
+        return text, []  # no digit, no @: nothing to find, skip the patterns (the common case)
+    out, kinds = _scrub(text)
+    return out, list(kinds)
+
+
+@lru_cache(maxsize=4096)
+def _scrub(text: str) -> tuple[str, tuple[str, ...]]:
+    """Cached: one notice goes to several places, and its text is scrubbed once."""
     found: list[str] = []
 
     def card(match: re.Match[str]) -> str:
@@ -79,4 +90,4 @@ def scrub(text: str) -> tuple[str, list[str]]:
     text = IBAN.sub(iban, text)
     text = EMAIL.sub(email, text)
     text = PHONE.sub(phone, text)
-    return text, sorted(set(found))
+    return text, tuple(sorted(set(found)))
