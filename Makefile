@@ -24,8 +24,9 @@ test: $(STAMP)  ## lint, type-check and run the whole test suite
 console: $(STAMP)  ## type commands as a person would in chat
 	$(VENV)/bin/escalator console --config $(CONFIG) --as $(or $(AS),alice)
 
-bench: $(STAMP)
+bench: $(STAMP)  ## print core and Slack throughput / latency figures (needs a Redis at REDIS_URL or :6379)
 	$(VENV)/bin/python bench/store_throughput.py
+	$(VENV)/bin/python bench/slack_ack.py
 
 clean:
 	rm -rf $(VENV) .escalator .pytest_cache .mypy_cache .ruff_cache
