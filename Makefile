@@ -5,7 +5,7 @@ VENV   ?= .venv
 CONFIG ?= $(or $(ESCALATOR_CONFIG),escalator.yaml)
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint console bench clean
+.PHONY: run test console bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
