@@ -66,7 +66,6 @@ class Notice(_Frozen):
     severity: str | None = None
     status: str | None = None
     private: bool = False
-    url: str | None = None
     case_version: int | None = None
 
 

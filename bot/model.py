@@ -49,10 +49,6 @@ class Actor(Model):
     user_id: str | None = None
     name: str = "someone"
 
-    @property
-    def label(self) -> str:
-        return self.name
-
 
 SYSTEM = Actor(name="Escalator")
 

@@ -10,6 +10,7 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.bus import Context, Handler, MessageBus
 from bot.clock import Clock, SystemClock
@@ -34,12 +35,9 @@ class Runtime:
     scheduler: Scheduler
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
 
-    def worker(self, transport: Transport, **kwargs: object) -> DeliveryWorker:
-        """A delivery worker for one platform's outbox stream."""
-        sleep = kwargs.pop("sleep", None)
-        extra = {"sleep": sleep} if sleep is not None else {}
-        return DeliveryWorker(self.outbox, transport, consumer=f"{self.consumer}-{transport.platform}",
-                              **extra, **kwargs)  # type: ignore[arg-type]
+    def worker(self, transport: Transport, **options: Any) -> DeliveryWorker:
+        """A delivery worker for one platform's outbox stream (options: see DeliveryWorker)."""
+        return DeliveryWorker(self.outbox, transport, consumer=f"{self.consumer}-{transport.platform}", **options)
 
     async def close(self) -> None:
         await self.redis.close()

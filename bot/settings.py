@@ -23,7 +23,6 @@ class Settings(BaseSettings):
     escalator_data_dir: Path = Path(".escalator")
     escalator_config: Path = Path("escalator.yaml")
     escalator_prefix: str = "escalator"
-    escalator_public_url: str | None = Field(None, description="https://bot.example.com, for links")
 
     @property
     def slack_enabled(self) -> bool:

@@ -76,14 +76,6 @@ class Store:
         raw = await self.redis.hget(self.keys.case(case_id.upper()), "d")
         return Case.model_validate_json(raw) if raw else None
 
-    async def get_cases(self, case_ids: Sequence[str]) -> list[Case]:
-        if not case_ids:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for case_id in case_ids:
-            pipe.hget(self.keys.case(case_id), "d")
-        return [Case.model_validate_json(raw) for raw in await pipe.execute() if raw]
-
     async def timeline(self, case_id: str) -> list[TimelineEntry]:
         raws = await self.redis.lrange(self.keys.timeline(case_id), 0, -1)
         return [TimelineEntry.model_validate_json(raw) for raw in raws]
@@ -95,10 +87,6 @@ class Store:
                 for name, value in (("tier", tier), ("customer", customer), ("owner", owner)) if value]
         members = await (self.redis.sinter(keys) if keys else self.redis.smembers(self.keys.open_all))
         return sorted((m.decode() if isinstance(m, bytes) else m) for m in members)
-
-    async def case_ids_between(self, start_ms: int, end_ms: int) -> list[str]:
-        raws: list[Any] = await self.redis.zrangebyscore(self.keys.all_cases, start_ms, end_ms)
-        return [_text(r) for r in raws]
 
     async def begin_case(self, key: str | None) -> tuple[str | None, str]:
         """In one round trip: what an earlier request with `key` answered (if any), and a new id."""

@@ -181,15 +181,14 @@ class FakeBotConnector:
         return web.json_response({"id": conversation_id, "activityId": activity_id}, status=201)
 
     async def _send(self, request: web.Request) -> web.Response:
-        call, failed = await self._record(request, "send_to_conversation")
-        if failed:
-            return failed
-        activity_id = str(next(self._ids))
-        self._store(activity_id, call.conversation_id or "", call.body)
-        return web.json_response({"id": activity_id}, status=201)
+        return await self._new_activity(request, "send_to_conversation")
 
     async def _reply(self, request: web.Request) -> web.Response:
-        call, failed = await self._record(request, "reply_to_activity")
+        return await self._new_activity(request, "reply_to_activity")
+
+    async def _new_activity(self, request: web.Request, op: str) -> web.Response:
+        """A message posted into a conversation (plain send or reply): record it, give it an id."""
+        call, failed = await self._record(request, op)
         if failed:
             return failed
         activity_id = str(next(self._ids))
