@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
 
+from bot.access import check_access
 from bot.changes import Changes
 from bot.clock import Clock
 from bot.commands import Command
@@ -22,7 +24,7 @@ from bot.errors import NotFound, UserError
 from bot.fanout import fan_out
 from bot.messages import Reply
 from bot.metrics import COMMAND_SECONDS, COMMANDS
-from bot.model import SYSTEM, Case, TimelineEntry
+from bot.model import SYSTEM, Actor, Case, TimelineEntry
 from bot.store import ConflictError, Store
 
 log = structlog.get_logger("escalator.bus")
@@ -32,6 +34,8 @@ Handler = Callable[[Any, "Context"], Awaitable[Reply]]
 Mutation = Callable[[Case, Changes], Reply]
 
 MAX_RETRIES = 20
+# Who runs the command being handled: every case read checks access against it (bot.access).
+CURRENT_ACTOR: ContextVar[Actor] = ContextVar("escalator_actor", default=SYSTEM)
 
 
 @dataclass
@@ -41,9 +45,11 @@ class Context:
     clock: Clock
 
     async def load(self, case_id: str) -> Case:
+        """The case, if the actor of the command being handled may see it (else the one refusal)."""
         case = await self.store.get_case(case_id)
         if case is None:
             raise NotFound(f"There is no case {case_id.upper()}. Check the id, e.g. /case ESC-1042.")
+        check_access(case, CURRENT_ACTOR.get(), self.config)
         return case
 
     async def commit(self, changes: Changes, *, key: str | None = None, result: str = "1") -> bool:
@@ -94,6 +100,7 @@ class MessageBus:
         if handler is None:
             raise LookupError(f"no handler for {name}")
         started = time.perf_counter()
+        token = CURRENT_ACTOR.set(command.actor)
         try:
             reply = await handler(command, self.context)
             COMMANDS.labels(name, "ok" if reply.ok else "refused").inc()
@@ -106,4 +113,5 @@ class MessageBus:
             log.exception("command failed", command=name, case_id=getattr(command, "case_id", None))
             raise
         finally:
+            CURRENT_ACTOR.reset(token)
             COMMAND_SECONDS.labels(name).observe(time.perf_counter() - started)

@@ -48,9 +48,10 @@ class Actor(Model):
     platform: Platform = "console"
     user_id: str | None = None
     name: str = "someone"
+    system: bool = False  # the bot itself (timers, follow-ups): not subject to case access rules
 
 
-SYSTEM = Actor(name="Escalator")
+SYSTEM = Actor(name="Escalator", system=True)
 
 
 class Origin(Model):
@@ -149,6 +150,7 @@ class Case(Model):
     status: CaseStatus = CaseStatus.OPEN
     owner: str | None = None
     watchers: list[str] = Field(default_factory=list)
+    informed: list[str] = Field(default_factory=list)  # people paged or told about it: insiders too
     private: bool = False
     swarm: bool = False
     notify_csm: bool = False

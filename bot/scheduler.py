@@ -20,6 +20,7 @@ from bot import commands as cmds
 from bot.clock import Clock, to_ms
 from bot.commands import Command
 from bot.metrics import TIMERS_FIRED
+from bot.model import SYSTEM
 from bot.store import Store
 
 log = structlog.get_logger("escalator.scheduler")
@@ -58,8 +59,10 @@ Dispatch = Callable[[Command], Awaitable[Any]]
 
 
 def decode_timer(payload: str) -> Command:
+    """A stored timer's command; timers are the bot's own work, so they run as the system actor."""
     data = json.loads(payload)
-    return COMMAND_TYPES[data["type"]].model_validate(data["data"])
+    command = COMMAND_TYPES[data["type"]].model_validate(data["data"])
+    return command.model_copy(update={"actor": SYSTEM})
 
 
 class Scheduler:

@@ -135,7 +135,12 @@ def log(changes: Changes, case: Case, now: datetime, actor: Actor | str, action:
 
 
 def tell(case: Case, changes: Changes, person: str, title: str, text: str, *, kind: str = "direct") -> None:
-    """A direct message to one person about the case, with a link to its thread."""
+    """A direct message to one person about the case, with a link to its thread.
+
+    Whoever is told about a case is one of its insiders from then on (bot.access).
+    """
+    if person not in case.informed:
+        case.informed.append(person)
     changes.say(Notice(kind="page" if kind == "page" else "direct", title=title, text=text,
                        links=[ThreadLink(case_id=case.id, tier=case.tier, label="Open the case thread")],
                        case_id=case.id, severity=case.severity.value, private=case.private),

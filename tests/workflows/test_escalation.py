@@ -116,7 +116,7 @@ async def test_case_shows_the_whole_timeline_to_people_allowed_to_see_it(runtime
     shown = await run(runtime, ShowCase(actor=person(runtime, "gus"), case_id="ESC-1001"))
     assert shown.ok and "opened" in shown.text and "paged" in shown.text
     hidden = await run(runtime, ShowCase(actor=person(runtime, "dev"), case_id="ESC-1001"))
-    assert not hidden.ok and "private" in hidden.text
+    assert not hidden.ok and hidden.text == "You don't have access to ESC-1001."
 
 
 async def test_an_unknown_target_tier_is_refused_with_the_known_ones(runtime: Runtime) -> None:
