@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis.asyncio as aioredis
 
+import adapters  # noqa: F401  (registers the built-in platforms the config names)
 from bot.clock import FakeClock
 from bot.commands import AcknowledgeCase, AddWatcher, ClaimCase, OpenCase, ResolveCase
 from bot.config import load_config

@@ -1,39 +1,49 @@
 """The message bus: route each command to its workflow handler, with the shared plumbing.
 
-Handlers are registered in explicit tables (one per workflow module). The `Context` gives them
-what they need: config, clock, reads, and `update`/`commit`, which apply a workflow's `Changes`
-atomically, retrying on a concurrent write and doing each idempotency key's work once.
+Handlers are registered in explicit tables (one per workflow module), and so are the handlers of
+domain events. `Context.run` gives a handler a fresh unit of work, runs the event handlers its
+events call for, and commits everything atomically: records that changed (versions bumped, read
+versions checked), their timelines, the cards of every case whose visible state changed, the
+outbound messages and the timers. On a concurrent write it starts over; an idempotency key makes
+a retried request do its work once.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import structlog
 
 from bot.access import check_access
-from bot.changes import Changes
 from bot.clock import Clock
 from bot.commands import Command
 from bot.config import Config
 from bot.errors import NotFound, UserError
+from bot.events import Event
 from bot.fanout import fan_out
-from bot.messages import Reply
+from bot.messages import Audience, Notice, Reply
 from bot.metrics import COMMAND_SECONDS, COMMANDS
-from bot.model import SYSTEM, Actor, Case, TimelineEntry
-from bot.store import ConflictError, Store
+from bot.model import SYSTEM, Actor, Case, Record, TimelineEntry
+from bot.store import Commit, ConflictError, Store, Write
+from bot.uow import UnitOfWork
 
 log = structlog.get_logger("escalator.bus")
 
-C = TypeVar("C", bound=Command)
 Handler = Callable[[Any, "Context"], Awaitable[Reply]]
-Mutation = Callable[[Case, Changes], Reply]
+EventHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
+# What a record shows on its platform threads: (before, after, config, now) -> (card, audience)s
+# to post or update. Called for every record a commit changes; returns nothing if nothing visible changed.
+View = Callable[[Any, Any, Config, datetime], list[tuple[Notice, Audience]]]
+Work = Callable[[UnitOfWork], Awaitable[Reply]]
+Mutation = Callable[[Case, UnitOfWork], Reply]
 
 MAX_RETRIES = 20
+MAX_EVENT_ROUNDS = 10
 # Who runs the command being handled: every case read checks access against it (bot.access).
 CURRENT_ACTOR: ContextVar[Actor] = ContextVar("escalator_actor", default=SYSTEM)
 
@@ -43,6 +53,8 @@ class Context:
     config: Config
     store: Store
     clock: Clock
+    events: Mapping[type[Event], Sequence[EventHandler]] = field(default_factory=dict)
+    views: Mapping[type[Record], View] = field(default_factory=dict)
 
     async def load(self, case_id: str) -> Case:
         """The case, if the actor of the command being handled may see it (else the one refusal)."""
@@ -52,46 +64,90 @@ class Context:
         check_access(case, CURRENT_ACTOR.get(), self.config)
         return case
 
-    async def commit(self, changes: Changes, *, key: str | None = None, result: str = "1") -> bool:
-        """Write `changes` (with fanned-out messages); False if `key` was already done."""
-        out = fan_out(changes.notices, self.config, self.clock.now())
-        for line in out.scrubbed:
-            changes.log(TimelineEntry(at=self.clock.now(), actor=SYSTEM.name, action="scrubbed", detail=line))
-        res = await self.store.commit(changes, out.messages, dedupe_key=key, dedupe_value=result)
-        return res.status == "ok"
+    def unit(self) -> UnitOfWork:
+        return UnitOfWork(store=self.store, config=self.config, now=self.clock.now(), actor=CURRENT_ACTOR.get())
 
-    async def update(self, case_id: str, mutate: Mutation, *, key: str | None = None) -> Reply:
-        """Load the case, apply `mutate` to a copy, commit it; retry if someone wrote meanwhile."""
+    async def run(self, work: Work, *, key: str | None = None) -> Reply:
+        """Run `work` in a unit of work and commit it; start over if a record moved on meanwhile."""
         for _ in range(MAX_RETRIES):
             if key and (done := await self.store.dedupe_result(key)) is not None:
-                return Reply(text=done or "Already done.", case_id=case_id)
-            case = await self.load(case_id)
-            changes = Changes(expected_version=case.version, previous=case)
-            working = case.model_copy(deep=True)
-            # The cards a workflow builds carry the version they will be stored as, so a late,
-            # retried older card can be told apart from a newer one and skipped.
-            working.version = case.version + 1
-            working.updated_at = self.clock.now()
-            reply = mutate(working, changes)
-            if changes.case is None and not changes.notices and not changes.timers and not changes.timeline:
+                return Reply(text=done or "Already done.")
+            uow = self.unit()
+            reply = await work(uow)
+            await self.handle_events(uow)
+            if uow.empty:
                 return reply
-            if changes.case is None:
-                changes.case = working
-            changes.case.version = case.version + 1
-            changes.case.updated_at = self.clock.now()
             try:
-                await self.commit(changes, key=key, result=reply.text)
+                if not await self.commit(uow, key=key, result=reply.text):
+                    return Reply(text=await self.store.dedupe_result(key or "") or reply.text, case_id=reply.case_id)
             except ConflictError:
                 continue
             return reply
         raise UserError("The case is changing very fast right now; please try again in a moment.")
+
+    async def update(self, case_id: str, mutate: Mutation, *, key: str | None = None) -> Reply:
+        """The common case: one case, changed by a plain function."""
+        async def work(uow: UnitOfWork) -> Reply:
+            return mutate(await uow.case(case_id), uow)
+        return await self.run(work, key=key)
+
+    async def handle_events(self, uow: UnitOfWork) -> None:
+        """Run the handlers of every event raised, including events raised by handlers."""
+        for _ in range(MAX_EVENT_ROUNDS):
+            pending, uow.events = uow.events, []
+            if not pending:
+                return
+            for event in pending:
+                for handler in self.events.get(type(event), ()):
+                    await handler(event, uow)
+        raise RuntimeError("domain events keep raising events; a handler loops")
+
+    async def commit(self, uow: UnitOfWork, *, key: str | None = None, result: str = "1") -> bool:
+        """Write the unit of work; False if `key` was already done by an earlier request."""
+        writes = []
+        cards: list[tuple[Notice, Audience]] = []
+        for tracked in uow.changed():
+            record = tracked.record
+            record.version = tracked.version + 1
+            if hasattr(record, "updated_at") and tracked.before is not None:
+                record.updated_at = uow.now
+            writes.append(Write(record=record, expected=tracked.version, previous=tracked.before))
+            view = self.views.get(type(record))
+            if view is not None:
+                cards += view(tracked.before, record, self.config, uow.now)
+        # Cards first: a thread's root must be queued before the replies in it (lanes keep order).
+        uow.notices = cards + uow.notices
+        changed = {(w.record.kind, w.record.id) for w in writes}
+        reads = [(self.store.keys.record(kind, rid), t.version) for (kind, rid), t in uow.tracked.items()
+                 if (kind, rid) not in changed]
+        out = fan_out(uow.notices, self.config, uow.now)
+        if out.scrubbed and writes:
+            for line in out.scrubbed:
+                uow.record(writes[0].record, TimelineEntry(at=uow.now, actor=SYSTEM.name, action="scrubbed",
+                                                           detail=line))
+        res = await self.store.commit(Commit(writes=writes, reads=reads, timeline=uow.timeline,
+                                             messages=out.messages, timers=uow.timers,
+                                             cancel_timers=uow.cancel_timers),
+                                      dedupe_key=key, dedupe_value=result)
+        return res.status == "ok"
+
+
+class Wiring(dict[type[Command], Handler]):
+    """The workflows' tables: command handlers (the mapping itself), event handlers and views."""
+
+    def __init__(self, handlers: Mapping[type[Command], Handler], *,
+                 events: Mapping[type[Event], Sequence[EventHandler]] | None = None,
+                 views: Mapping[type[Record], View] | None = None) -> None:
+        super().__init__(handlers)
+        self.events: Mapping[type[Event], Sequence[EventHandler]] = dict(events or {})
+        self.views: Mapping[type[Record], View] = dict(views or {})
 
 
 class MessageBus:
     """Dispatches commands to handlers; turns user errors into a caller-only reply."""
 
     def __init__(self, handlers: Mapping[type[Command], Handler], context: Context) -> None:
-        self.handlers = dict(handlers)
+        self.handlers = handlers
         self.context = context
 
     async def handle(self, command: Command) -> Reply:

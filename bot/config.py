@@ -20,12 +20,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    RootModel,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
+from bot import platforms as registry
 from bot.durations import parse_duration
-from bot.model import PLATFORMS, Platform, Severity
+from bot.model import Platform, Severity
 
 SENSITIVE_DEFAULT = ["billing", "account", "payment", "compliance", "fraud", "identity", "health"]
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -56,34 +59,31 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class PlatformIds(_Model):
-    """One id per platform: a channel, or a team's thread id."""
+def _known_platform(name: str) -> str:
+    if registry.get(name) is None:
+        known = ", ".join(registry.names()) or "none registered"
+        raise ValueError(f"unknown platform '{name}' (known: {known})")
+    return name
 
-    slack: str | None = None
-    teams: str | None = None
 
-    def get(self, platform: Platform) -> str | None:
-        value: str | None = getattr(self, platform)
+class PlatformIds(RootModel[dict[str, str]]):
+    """One id per registered platform: a channel, or a team's thread id (`{slack: C0L2, teams: ...}`)."""
+
+    model_config = ConfigDict(frozen=True)
+    root: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("root")
+    @classmethod
+    def _check_platforms(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            _known_platform(name)
         return value
 
+    def get(self, platform: Platform) -> str | None:
+        return self.root.get(platform)
+
     def items(self) -> list[tuple[Platform, str]]:
-        return [(p, v) for p in PLATFORMS if (v := self.get(p))]
-
-
-class SlackSettings(_Model):
-    workspace: str | None = None
-    url: str | None = Field(None, description="workspace URL, e.g. https://acme.slack.com, for links")
-
-
-class TeamsSettings(_Model):
-    tenant_id: str | None = None
-    team_id: str | None = None
-    service_url: str | None = None
-
-
-class Platforms(_Model):
-    slack: SlackSettings | None = None
-    teams: TeamsSettings | None = None
+        return [(p, v) for p, v in self.root.items() if v]
 
 
 class WorkingHours(_Model):
@@ -106,9 +106,10 @@ class WorkingHours(_Model):
 
 
 class Person(_Model):
+    """Someone the bot pages, invites or tells. Platform ids are written as `<platform>: <id>`."""
+
     name: str
-    slack: str | None = None
-    teams: str | None = None
+    ids: dict[str, str] = Field(default_factory=dict, description="user id per registered platform")
     email: str | None = None
     skills: list[str] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
@@ -116,9 +117,24 @@ class Person(_Model):
     hours: Annotated[WorkingHours | None, BeforeValidator(WorkingHours.parse)] = None
     max_load: int = Field(5, ge=1, description="open cases and swarms before they count as busy")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_ids(cls, data: Any) -> Any:
+        """`slack: U0BEN` (any registered platform's name as a key) becomes `ids: {slack: U0BEN}`."""
+        if not isinstance(data, dict):
+            return data
+        ids = dict(data.get("ids") or {})
+        rest = {}
+        for key, value in data.items():
+            if key != "ids" and registry.get(key) is not None:
+                if value is not None:
+                    ids[key] = str(value)
+            else:
+                rest[key] = value
+        return {**rest, "ids": ids} if ids or "ids" in data else rest
+
     def platform_id(self, platform: Platform) -> str | None:
-        value: str | None = getattr(self, platform)
-        return value
+        return self.ids.get(platform)
 
 
 class Schedule(_Model):
@@ -168,6 +184,8 @@ class Sla(_Model):
 class Tier(_Model):
     id: str
     name: str
+    kind: Literal["team", "vendor"] = Field(
+        "team", description="vendor: a connected vendor works the case; defaults to vendor for the id 'vendor'")
     target_share: float | None = Field(None, ge=0, le=1)
     channels: PlatformIds = Field(default_factory=PlatformIds)
     private_channels: PlatformIds = Field(default_factory=PlatformIds)
@@ -176,6 +194,13 @@ class Tier(_Model):
     policy: str | None = None
     sla: Sla | None = None
     vendor_nudge: Duration | None = Field(None, description="remind the owner if a vendor is silent")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vendor_by_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "kind" not in data and str(data.get("id", "")).lower() == "vendor":
+            return {**data, "kind": "vendor"}
+        return data
 
 
 class Customer(_Model):
@@ -239,7 +264,7 @@ class Config(_Model):
     """The whole configuration, as validated at start."""
 
     timezone: str = "UTC"
-    platforms: Platforms = Field(default_factory=Platforms)
+    platforms: dict[str, Any] = Field(default_factory=dict, description="settings per registered platform")
     people: dict[str, Person] = Field(default_factory=dict)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     policies: dict[str, Policy] = Field(default_factory=dict)
@@ -256,6 +281,27 @@ class Config(_Model):
     def _check_timezone(cls, value: str) -> str:
         _zone(value)
         return value
+
+    @field_validator("platforms", mode="before")
+    @classmethod
+    def _platform_settings(cls, value: Any) -> Any:
+        """Each `platforms.<name>:` section is validated by the settings model its adapter registered."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, Any] = {}
+        for name, section in value.items():
+            spec = registry.get(_known_platform(str(name)))
+            assert spec is not None
+            if spec.settings is None:
+                if section:
+                    raise ValueError(f"platform '{name}' takes no settings")
+                continue
+            out[str(name)] = spec.settings.model_validate(section or {})
+        return out
+
+    def platform_settings(self, name: str) -> Any:
+        """The validated `platforms.<name>` section (the adapter's settings model), or None."""
+        return self.platforms.get(name)
 
     @property
     def tz(self) -> ZoneInfo:

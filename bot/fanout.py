@@ -1,7 +1,8 @@
-"""Turn a Notice for an audience (a case thread, a person, a channel) into per-platform messages.
+"""Turn a Notice for an audience (a thread, a person, a channel) into per-platform messages.
 
-This is where config decides *where*: the tier's (private) channel on each platform, the
-person's ids, and whether the place is shared, in which case personal data is scrubbed.
+This is where the config decides *where*: a person's ids on each registered platform, and
+whether a place is shared, in which case personal data is scrubbed. It also gives each message
+its ordering lane (one thread, one DM, one channel) and its delivery priority.
 """
 
 from __future__ import annotations
@@ -10,19 +11,23 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot import platforms as registry
 from bot.config import Config
 from bot.messages import (
+    BULK,
+    NORMAL,
+    URGENT,
     Address,
     Audience,
     CardField,
-    CaseThread,
     ChannelPost,
+    InThread,
     Mention,
     Notice,
     OutboxMessage,
     PersonDirect,
 )
-from bot.model import PLATFORMS, Platform
+from bot.model import Platform
 from bot.privacy import scrub
 
 
@@ -34,27 +39,31 @@ class FanOut:
 
 def addresses(audience: Audience, config: Config) -> list[Address]:
     """Every platform place an audience stands for under this config."""
-    if isinstance(audience, CaseThread):
-        tier = config.find_tier(audience.tier)
-        if tier is None:
-            return []
-        if audience.private:
-            private = tier.private_channels.items()
-            if private:
-                return [Address(platform=p, channel=c, thread_case=audience.case_id,
-                                thread_tier=tier.id, private=True) for p, c in private]
-        return [Address(platform=p, channel=c, thread_case=audience.case_id, thread_tier=tier.id)
-                for p, c in tier.channels.items()]
+    if isinstance(audience, InThread):
+        return [Address(platform=p, channel=c, thread=audience.thread, private=audience.private)
+                for p, c in audience.channels.items() if c and _delivers(p)]
     if isinstance(audience, PersonDirect):
         person = config.people.get(audience.person)
         if person is None:
             return []
-        have = [p for p in PLATFORMS if person.platform_id(p)]
+        have = [p for p, uid in person.ids.items() if uid and _delivers(p)]
         chosen = [p for p in audience.prefer if p in have] or have
-        return [Address(platform=p, user=person.platform_id(p), private=True) for p in chosen]
+        return [Address(platform=p, user=person.ids[p], private=True) for p in chosen]
     if isinstance(audience, ChannelPost):
         return [Address(platform=audience.platform, channel=audience.channel, reply_to=audience.thread)]
     return []
+
+
+def _delivers(platform: str) -> bool:
+    spec = registry.get(platform)
+    return spec is not None and spec.delivers
+
+
+def priority(notice: Notice) -> int:
+    """Pages and cards first, fan-out traffic last, everything else in between."""
+    if notice.bulk:
+        return BULK
+    return URGENT if notice.kind in ("card", "page") else NORMAL
 
 
 def fan_out(items: list[tuple[Notice, Audience]], config: Config, now: datetime) -> FanOut:
@@ -68,7 +77,8 @@ def fan_out(items: list[tuple[Notice, Audience]], config: Config, now: datetime)
                 if kinds:
                     where = address.channel or address.user or address.platform
                     out.scrubbed.append(f"{', '.join(kinds)} removed before posting to {address.platform} {where}")
-            out.messages.append(OutboxMessage(id=uuid.uuid4().hex, address=address, notice=bound, created_at=now))
+            out.messages.append(OutboxMessage(id=uuid.uuid4().hex, address=address, notice=bound, created_at=now,
+                                              lane=address.lane, priority=priority(bound)))
     return out
 
 
@@ -78,7 +88,7 @@ def _for_platform(notice: Notice, platform: Platform, config: Config) -> Notice:
     mentions = []
     for m in notice.mentions:
         person = config.people.get(m.person)
-        uid = person.platform_id(platform) if person and platform != "console" else None
+        uid = person.platform_id(platform) if person and _delivers(platform) else None
         mentions.append(Mention(person=m.person, name=m.name, user_id=uid))
     return notice.model_copy(update={"mentions": mentions})
 

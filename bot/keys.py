@@ -9,14 +9,32 @@ class Keys:
         self.prefix = prefix
         self.base = "{" + prefix + "}"
 
+    def record(self, kind: str, record_id: str) -> str:
+        """A versioned record: hash with `v` (version) and `d` (JSON)."""
+        return f"{self.base}:{kind}:{record_id}"
+
     def case(self, case_id: str) -> str:
-        return f"{self.base}:case:{case_id}"
+        return self.record("case", case_id)
 
-    def timeline(self, case_id: str) -> str:
-        return f"{self.base}:case:{case_id}:timeline"
+    def timeline(self, case_id: str, kind: str = "case") -> str:
+        return f"{self.base}:{kind}:{case_id}:timeline"
 
-    def threads(self, case_id: str) -> str:
-        return f"{self.base}:case:{case_id}:threads"
+    def thread(self, name: str) -> tuple[str, str]:
+        """(hash key, field suffix) of a thread's refs; a case tier thread keeps the case's hash."""
+        parts = name.split(":")
+        if len(parts) == 3 and parts[0] == "case":
+            return f"{self.base}:case:{parts[1]}:threads", parts[2]
+        return f"{self.base}:thread:{name}", "-"
+
+    def created(self, kind: str) -> str:
+        """Sorted set of a kind's record ids by creation time (ms)."""
+        return f"{self.base}:idx:{kind}s"
+
+    def index(self, kind: str, name: str, value: str) -> str:
+        """Set of record ids by (index, value); cases: open cases by tier, customer, owner."""
+        if kind == "case":
+            return self.open_all if name == "all" else self.open_by(name, value)
+        return f"{self.base}:idx:{kind}:{name}:{value}"
 
     @property
     def case_seq(self) -> str:
@@ -35,8 +53,16 @@ class Keys:
     def open_all(self) -> str:
         return f"{self.base}:idx:open:all"
 
-    def outbox(self, platform: str) -> str:
-        return f"{self.base}:outbox:{platform}"
+    def outbox(self, platform: str, priority: int = 1) -> str:
+        """The delivery stream of one platform and priority (0 urgent, 1 normal, 2 bulk)."""
+        return f"{self.base}:outbox:{platform}:{priority}"
+
+    def outbox_streams(self, platform: str) -> list[str]:
+        return [self.outbox(platform, p) for p in (0, 1, 2)]
+
+    def lane(self, platform: str, lane: str) -> str:
+        """A delivery lane's `seq` (last assigned) and `done` (last finished): order within a thread."""
+        return f"{self.base}:lane:{platform}:{lane}"
 
     def outbox_delayed(self, platform: str) -> str:
         return f"{self.base}:outbox:{platform}:delayed"

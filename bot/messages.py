@@ -8,9 +8,9 @@ or an Adaptive Card; nothing here knows either format.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.model import Platform
 
@@ -44,12 +44,39 @@ class Mention(_Frozen):
     user_id: str | None = None  # filled in per platform by the outbox
 
 
-class ThreadLink(_Frozen):
-    """A link to a case's thread in a tier, resolved by delivery to a URL on any platform."""
+def case_thread(case_id: str, tier: str) -> str:
+    """The name of a case's thread in one tier: threads are named by what they are about."""
+    return f"case:{case_id.upper()}:{tier}"
 
-    case_id: str
-    tier: str
+
+class ThreadLink(_Frozen):
+    """A link to a thread (by name), resolved by delivery to a URL on any platform."""
+
+    thread: str
     label: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _case_thread(cls, data: Any) -> Any:
+        """Accept `case_id` + `tier` (a case's tier thread) as the thread's name."""
+        if isinstance(data, dict) and "case_id" in data and "tier" in data:
+            data = dict(data)
+            data["thread"] = case_thread(data.pop("case_id"), data.pop("tier"))
+        return data
+
+    # Case-thread views of the name, for adapters that still address case threads by (case, tier).
+    @property
+    def case_id(self) -> str:
+        return _case_part(self.thread)[0]
+
+    @property
+    def tier(self) -> str:
+        return _case_part(self.thread)[1]
+
+
+def _case_part(name: str | None) -> tuple[str, str]:
+    parts = (name or "").split(":")
+    return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "case" else ("", "")
 
 
 class Notice(_Frozen):
@@ -67,24 +94,56 @@ class Notice(_Frozen):
     status: str | None = None
     private: bool = False
     case_version: int | None = None
+    bulk: bool = False  # fan-out traffic (crisis updates, digests): delivered after everything else
 
 
 class Address(_Frozen):
-    """Where one platform message goes. A `thread` means: reply under that case+tier's card."""
+    """Where one platform message goes. A `thread` (a name) means: under that thread's root."""
 
     platform: Platform
     channel: str | None = None
     user: str | None = None
-    thread_case: str | None = None
-    thread_tier: str | None = None
+    thread: str | None = None
     reply_to: str | None = None  # a raw platform thread id (the origin thread of a link-back)
     private: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _case_thread(cls, data: Any) -> Any:
+        """Accept `thread_case` + `thread_tier` (a case's tier thread) as the thread's name."""
+        if isinstance(data, dict) and ("thread_case" in data or "thread_tier" in data):
+            data = dict(data)
+            case_id, tier = data.pop("thread_case", None), data.pop("thread_tier", None)
+            if case_id and tier:
+                data["thread"] = case_thread(case_id, tier)
+        return data
+
+    @property
+    def thread_case(self) -> str | None:
+        return _case_part(self.thread)[0] or None
+
+    @property
+    def thread_tier(self) -> str | None:
+        return _case_part(self.thread)[1] or None
+
     @property
     def thread_key(self) -> str | None:
+        """`ESC-1:L2` for a case thread (pacing and logs), the thread name for any other thread."""
         if self.thread_case and self.thread_tier:
             return f"{self.thread_case}:{self.thread_tier}"
-        return None
+        return self.thread
+
+    @property
+    def lane(self) -> str:
+        """The ordering lane: messages of one thread, one DM or one channel go out in commit order."""
+        if self.thread:
+            return f"thread:{self.thread}"
+        if self.user:
+            return f"dm:{self.user}"
+        return f"channel:{self.channel}" + (f":{self.reply_to}" if self.reply_to else "")
+
+
+URGENT, NORMAL, BULK = 0, 1, 2  # delivery priorities: pages and cards, the rest, fan-out traffic
 
 
 class OutboxMessage(_Frozen):
@@ -94,17 +153,19 @@ class OutboxMessage(_Frozen):
     address: Address
     notice: Notice
     created_at: datetime
+    lane: str = ""
+    priority: int = NORMAL
 
 
 # --- audiences: who a workflow means, before fan-out to platforms -----------------------
 
 
-class CaseThread(_Frozen):
-    """The case's thread in `tier` (the card itself when the notice kind is `card`)."""
+class InThread(_Frozen):
+    """A named thread (its root when the notice kind is `card`), in `channels` per platform."""
 
-    kind: Literal["case_thread"] = "case_thread"
-    case_id: str
-    tier: str
+    kind: Literal["thread"] = "thread"
+    thread: str
+    channels: dict[str, str]
     private: bool = False
 
 
@@ -125,7 +186,7 @@ class ChannelPost(_Frozen):
     thread: str | None = None
 
 
-Audience = CaseThread | PersonDirect | ChannelPost
+Audience = InThread | PersonDirect | ChannelPost
 
 
 class Reply(_Frozen):

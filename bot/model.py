@@ -1,19 +1,23 @@
-"""The domain: cases and everything that happens to them, as pydantic models.
+"""The domain: versioned records (cases, and what later workflows add) with their behaviour.
 
-These models are what the store persists (as JSON) and what workflows reason about. They say
-nothing about Slack or Teams: platform references are opaque strings the adapters own.
+These models are what the store persists (as JSON) and what workflows reason about. They name
+no chat platform: a platform is a registered name (bot.platforms), its ids opaque strings.
+Behaviour that guards a case lives here, with one wording per refusal, so every workflow and
+every platform says the same thing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Platform = Literal["slack", "teams", "console"]
-PLATFORMS: tuple[Literal["slack", "teams"], ...] = ("slack", "teams")
+from bot.errors import InvalidTransition
+
+Platform = str  # a registered platform name (bot.platforms), e.g. the key people use in the config
 
 
 class Severity(StrEnum):
@@ -137,11 +141,23 @@ class TierVisit(Model):
     private: bool = False
 
 
-class Case(Model):
-    """A customer problem as it moves between tiers. `version` guards every write."""
+class Record(Model):
+    """A versioned record the store commits atomically; `kind` names its keys and its thread names."""
 
+    kind: ClassVar[str] = "record"
     id: str
     version: int = 0
+    created_at: datetime
+
+    def indexes(self) -> set[tuple[str, str]]:
+        """(index, value) memberships the store keeps as sets, e.g. open cases by tier."""
+        return set()
+
+
+class Case(Record):
+    """A customer problem as it moves between tiers. `version` guards every write."""
+
+    kind: ClassVar[str] = "case"
     title: str
     customer: str | None = None
     category: str | None = None
@@ -180,6 +196,66 @@ class Case(Model):
                 return clock
         return None
 
+    def indexes(self) -> set[tuple[str, str]]:
+        if not self.is_open:
+            return set()
+        out = {("all", ""), ("tier", self.tier)}
+        if self.customer:
+            out.add(("customer", self.customer))
+        if self.owner:
+            out.add(("owner", self.owner))
+        return out
+
+    # ---- behaviour: each guard has one wording ---------------------------------------------
+
+    def require_open(self) -> None:
+        if not self.is_open:
+            raise InvalidTransition(f"{self.id} is resolved; reopen it first (/case {self.id} reopen).")
+
+    def acknowledge(self, by: str, at: datetime) -> bool:
+        """Record the first acknowledgement; False if someone acknowledged already."""
+        self.require_open()
+        if self.acknowledged_at is not None:
+            return False
+        self.acknowledged_at = at
+        self.acknowledged_by = by
+        if self.status == CaseStatus.OPEN:
+            self.status = CaseStatus.ACKNOWLEDGED
+        return True
+
+    def claim(self, by: str, *, name_of: Callable[[str], str] = str) -> bool:
+        """Make `by` the one owner; False if they own it already, refused if someone else does."""
+        self.require_open()
+        if self.owner == by:
+            return False
+        if self.owner is not None:
+            raise InvalidTransition(f"{self.id} is already owned by {name_of(self.owner)}; ask them to hand it "
+                                    f"off (/case {self.id} handoff PERSON).")
+        self.owner = by
+        return True
+
+    def resolve(self, by: str | None, at: datetime, resolution: str) -> bool:
+        """Resolve in the current tier (recorded for digests); False if it was resolved already."""
+        if not self.is_open:
+            return False
+        self.status = CaseStatus.RESOLVED
+        self.resolved_at = at
+        self.resolved_tier = self.tier
+        self.resolution = resolution
+        if self.owner is None and by:
+            self.owner = by
+        return True
+
+    def reopen(self) -> bool:
+        """Put a resolved case back to work; False if it is open."""
+        if self.is_open:
+            return False
+        self.status = CaseStatus.ACKNOWLEDGED if self.owner else CaseStatus.OPEN
+        self.reopened += 1
+        self.resolved_at = None
+        self.resolution = None
+        return True
+
 
 class TimelineEntry(Model):
     """One line of a case's history: who did what, when, in which tier."""
@@ -192,83 +268,9 @@ class TimelineEntry(Model):
 
 
 class ThreadRef(Model):
-    """Where a case's thread lives on one platform (written by the delivery worker)."""
+    """Where a thread lives on one platform (written by delivery): its channel and root message."""
 
     platform: Platform
     channel: str
     root_id: str
     url: str | None = None
-
-
-class SwarmStatus(StrEnum):
-    INVITING = "inviting"
-    ACTIVE = "active"
-    SOLVED = "solved"
-    CLOSED = "closed"
-
-
-class SwarmInvite(Model):
-    """An expert asked to join a swarm, and why (skills matched, load when asked)."""
-
-    person: str
-    skills: list[str] = Field(default_factory=list)
-    load: int = 0
-    invited_at: datetime
-    joined_at: datetime | None = None
-    declined: bool = False
-
-
-class KnowledgeDraft(Model):
-    """What a solved swarm leaves behind, without customer data."""
-
-    issue: str
-    environment: str = ""
-    resolution: str
-    cause: str = ""
-
-
-class Swarm(Model):
-    """Several experts on one case in one thread; the case keeps its one owner."""
-
-    id: str
-    case_id: str
-    version: int = 0
-    status: SwarmStatus = SwarmStatus.INVITING
-    skills: list[str] = Field(default_factory=list)
-    invites: list[SwarmInvite] = Field(default_factory=list)
-    started_by: Actor
-    started_at: datetime
-    solved_at: datetime | None = None
-    knowledge: KnowledgeDraft | None = None
-
-
-class CrisisStage(StrEnum):
-    INVESTIGATING = "investigating"
-    IDENTIFIED = "identified"
-    MONITORING = "monitoring"
-    RESOLVED = "resolved"
-
-
-class StatusUpdate(Model):
-    at: datetime
-    stage: CrisisStage
-    text: str
-    by: str
-
-
-class Crisis(Model):
-    """An outage run in crisis mode: roles, linked cases, status updates on a cadence."""
-
-    id: str
-    version: int = 0
-    title: str
-    severity: Severity = Severity.SEV1
-    stage: CrisisStage = CrisisStage.INVESTIGATING
-    declared_by: Actor
-    declared_at: datetime
-    roles: dict[str, str] = Field(default_factory=dict)  # role -> person
-    cases: list[str] = Field(default_factory=list)
-    customers_notified: list[str] = Field(default_factory=list)
-    updates: list[StatusUpdate] = Field(default_factory=list)
-    next_update_due: datetime | None = None
-    resolved_at: datetime | None = None

@@ -104,21 +104,22 @@ class Outbox:
         self.keys = store.keys
 
     async def ensure_group(self, platform: str) -> None:
-        try:
-            await self.redis.xgroup_create(self.keys.outbox(platform), GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for stream in self.keys.outbox_streams(platform):
+            try:
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     async def pending(self, platform: str) -> int:
         """Messages not yet delivered: in the stream unacknowledged, or waiting for a retry."""
         # Delivered entries are deleted from the stream, so its length is the backlog (this also
         # works on Redis 6.2, whose XINFO GROUPS has no `lag`).
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xlen(self.keys.outbox(platform))
+        for stream in self.keys.outbox_streams(platform):
+            pipe.xlen(stream)
         pipe.zcard(self.keys.outbox_delayed(platform))
-        length, delayed = await pipe.execute()
-        return int(length) + int(delayed)
+        return sum(int(n) for n in await pipe.execute())
 
     async def reserve_slot(self, platform: str, key: str, gap_s: float) -> float:
         """Seconds to wait before sending on `key`, so all workers together keep the pace."""
@@ -188,7 +189,8 @@ class DeliveryWorker:
         self.max_delay_s = max_delay_s
         self.claim_idle_ms = claim_idle_ms
         self.sleep = sleep
-        self.stream = outbox.keys.outbox(self.platform)
+        self.streams = outbox.keys.outbox_streams(self.platform)
+        self.stream = outbox.keys.outbox(self.platform)  # where retries and replays go back
 
     async def run_once(self, *, block_ms: int | None = None, count: int = 50) -> int:
         """Deliver what is due now: retries that came due, orphans of dead workers, new messages."""
@@ -196,16 +198,18 @@ class DeliveryWorker:
         await self.outbox.move_due(self.platform)
         redis = self.outbox.redis
         handled = 0
-        claim: Any = await redis.xautoclaim(self.stream, GROUP, self.consumer,
-                                   min_idle_time=self.claim_idle_ms, start_id="0-0", count=count)
-        for entry_id, data in claim[1]:
-            if data:
-                await self._handle(entry_id, data)
-                handled += 1
-        rows: Any = await redis.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
-        for _stream, entries in rows or []:
+        for stream in self.streams:
+            claim: Any = await redis.xautoclaim(stream, GROUP, self.consumer,
+                                                min_idle_time=self.claim_idle_ms, start_id="0-0", count=count)
+            for entry_id, data in claim[1]:
+                if data:
+                    await self._handle(stream, entry_id, data)
+                    handled += 1
+        rows: Any = await redis.xreadgroup(GROUP, self.consumer, {s: ">" for s in self.streams}, count=count,
+                                           block=block_ms)
+        for stream, entries in rows or []:
             for entry_id, data in entries:
-                await self._handle(entry_id, data)
+                await self._handle(_s(stream), entry_id, data)
                 handled += 1
         return handled
 
@@ -227,7 +231,7 @@ class DeliveryWorker:
                 log.exception("delivery loop failed", platform=self.platform)
                 await self.sleep(1.0)
 
-    async def _handle(self, entry_id: Any, data: dict[Any, Any]) -> None:
+    async def _handle(self, stream: str, entry_id: Any, data: dict[Any, Any]) -> None:
         raw = _s(data.get(b"m") or data.get("m") or "")
         attempts = int(_s(data.get(b"a") or data.get("a") or "0")) + 1
         redis = self.outbox.redis
@@ -235,11 +239,11 @@ class DeliveryWorker:
             message = OutboxMessage.model_validate_json(raw)
         except ValueError as exc:
             await self.outbox.dead_letter(self.platform, raw, attempts, f"unreadable message: {exc}")
-            await _ack(redis, self.stream, entry_id)
+            await _ack(redis, stream, entry_id)
             return
         bound = log.bind(platform=self.platform, message_id=message.id, case_id=message.notice.case_id)
         if await self.outbox.was_sent(self.platform, message.id):
-            await _ack(redis, self.stream, entry_id)
+            await _ack(redis, stream, entry_id)
             return
         try:
             pace = self.transport.pace(message)
@@ -254,7 +258,7 @@ class DeliveryWorker:
                 # Look again soon, then less often: a root held back by a 429 may take a minute.
                 delay = exc.after or max(1.0, min(60.0, age.total_seconds() / 4))
                 await self.outbox.retry_later(self.platform, raw, attempts - 1, exc.reason, delay)
-                await _ack(redis, self.stream, entry_id)
+                await _ack(redis, stream, entry_id)
                 return
             DELIVERY_FAILURES.labels(self.platform, "retry").inc()
             if exc.after and (pace := self.transport.pace(message)):
@@ -267,14 +271,14 @@ class DeliveryWorker:
                 delay = exc.after if exc.after is not None else self._backoff(attempts)
                 bound.info("delivery retry scheduled", attempts=attempts, delay_s=delay, error=exc.reason)
                 await self.outbox.retry_later(self.platform, raw, attempts, exc.reason, delay)
-            await _ack(redis, self.stream, entry_id)
+            await _ack(redis, stream, entry_id)
             return
         except Undeliverable as exc:
             DELIVERY_FAILURES.labels(self.platform, "permanent").inc()
             DEAD_LETTERS.labels(self.platform).inc()
             bound.warning("message undeliverable", error=str(exc))
             await self.outbox.dead_letter(self.platform, raw, attempts, str(exc))
-            await _ack(redis, self.stream, entry_id)
+            await _ack(redis, stream, entry_id)
             return
         except Exception as exc:  # an unexpected bug must not lose the message: retry, then dead-letter
             bound.exception("delivery crashed")
@@ -284,10 +288,10 @@ class DeliveryWorker:
                 await self.outbox.dead_letter(self.platform, raw, attempts, f"{type(exc).__name__}: {exc}")
             else:
                 await self.outbox.retry_later(self.platform, raw, attempts, repr(exc), self._backoff(attempts))
-            await _ack(redis, self.stream, entry_id)
+            await _ack(redis, stream, entry_id)
             return
         await self.outbox.mark_sent(self.platform, message.id, result)
-        await _ack(redis, self.stream, entry_id)
+        await _ack(redis, stream, entry_id)
         DELIVERED.labels(self.platform).inc()
 
     def _backoff(self, attempts: int) -> float:

@@ -46,11 +46,16 @@ class Runtime:
 def build_runtime(*, config: Config, settings: Settings, handlers: Mapping[type[Command], Handler],
                   clock: Clock | None = None, redis: RedisHandle | None = None,
                   prefix: str | None = None) -> Runtime:
-    """Wire the core from settings; pass `redis`/`clock`/`prefix` to override (tests do)."""
+    """Wire the core from settings; pass `redis`/`clock`/`prefix` to override (tests do).
+
+    `handlers` is the workflows' table (`workflows.HANDLERS`, a `bot.bus.Wiring`): command handlers,
+    plus the domain-event handlers and record views it carries.
+    """
     clock = clock or SystemClock()
     redis = redis or connect(settings.redis_url, settings.escalator_data_dir)
     store = Store(redis.client, prefix=prefix or settings.escalator_prefix)
-    context = Context(config=config, store=store, clock=clock)
+    context = Context(config=config, store=store, clock=clock, events=getattr(handlers, "events", {}),
+                      views=getattr(handlers, "views", {}))
     bus = MessageBus(handlers, context)
     return Runtime(config=config, settings=settings, clock=clock, redis=redis, store=store,
                    outbox=Outbox(store, clock), bus=bus, scheduler=Scheduler(store, clock, bus.handle))

@@ -1,31 +1,36 @@
-"""The Redis store: cases, timelines, indexes, outbox and timers, changed in one atomic step.
+"""The Redis store: records, timelines, indexes, outbox and timers, changed in one atomic step.
 
-Every write goes through `commit`, a single Lua script that checks the case versions it was
-given (optimistic concurrency), checks the idempotency key, and applies all operations, so a
-state change, its timeline, its outbound messages and its timers land together or not at all.
-This is the only module that imports `redis`.
+Every write goes through `commit`, a single Lua script that checks the versions of every record
+the unit of work read (optimistic concurrency), checks the idempotency key, and applies all
+operations: several records (a case and its swarm; an incident and the cases it links), their
+indexes and timelines, the outbox messages (each given its lane's next sequence number, so a
+thread's messages are delivered in commit order) and the timers land together or not at all.
+All keys share one hash tag, so the commit is single-slot on Redis Cluster too.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from bot.changes import Changes, Timer
 from bot.clock import to_ms
+from bot.commands import Command
 from bot.keys import Keys
-from bot.messages import OutboxMessage
-from bot.model import Case, ThreadRef, TimelineEntry
+from bot.messages import OutboxMessage, case_thread
+from bot.model import Case, Record, ThreadRef, TimelineEntry
 
 Redis = aioredis.Redis
 
 DEDUPE_TTL_S = 24 * 3600
 SENT_TTL_S = 7 * 24 * 3600
+LANE_TTL_MS = 30 * 24 * 3600 * 1000
+R = TypeVar("R", bound=Record)
 
 _COMMIT = """
 local p = cjson.decode(ARGV[1])
@@ -39,6 +44,11 @@ for _, c in ipairs(p.checks) do
 end
 for _, op in ipairs(p.ops) do
   redis.call(unpack(op))
+end
+for _, m in ipairs(p.out) do
+  local seq = redis.call('HINCRBY', m[1], 'seq', 1)
+  redis.call('PEXPIRE', m[1], p.lane_ttl)
+  redis.call('XADD', m[2], '*', 'm', m[3], 'a', '0', 'l', m[4], 's', tostring(seq))
 end
 if p.dedupe then redis.call('SET', p.dedupe.k, p.dedupe.val, 'EX', p.dedupe.ttl) end
 return {'ok'}
@@ -55,8 +65,35 @@ class CommitResult:
     value: str | None = None
 
 
-def timer_payload(timer: Timer) -> str:
+class TimerLike(Protocol):
+    id: str
+    due: datetime
+    command: Command
+
+
+def timer_payload(timer: TimerLike) -> str:
     return json.dumps({"type": type(timer.command).__name__, "data": timer.command.model_dump(mode="json")})
+
+
+@dataclass
+class Write:
+    """A record to save: `expected` is the version it was read at (0 for a new record)."""
+
+    record: Record
+    expected: int
+    previous: Record | None = None
+
+
+@dataclass
+class Commit:
+    """Everything one unit of work writes, applied all-or-nothing by `Store.commit`."""
+
+    writes: list[Write] = field(default_factory=list)
+    reads: list[tuple[str, int]] = field(default_factory=list)  # (record key, version read) to check
+    timeline: list[tuple[Record, TimelineEntry]] = field(default_factory=list)
+    messages: Sequence[OutboxMessage] = ()
+    timers: Sequence[TimerLike] = ()
+    cancel_timers: Sequence[str] = ()
 
 
 class Store:
@@ -72,12 +109,15 @@ class Store:
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    async def get_case(self, case_id: str) -> Case | None:
-        raw = await self.redis.hget(self.keys.case(case_id.upper()), "d")
-        return Case.model_validate_json(raw) if raw else None
+    async def get_record(self, cls: type[R], record_id: str) -> R | None:
+        raw = await self.redis.hget(self.keys.record(cls.kind, record_id), "d")
+        return cls.model_validate_json(raw) if raw else None
 
-    async def timeline(self, case_id: str) -> list[TimelineEntry]:
-        raws = await self.redis.lrange(self.keys.timeline(case_id), 0, -1)
+    async def get_case(self, case_id: str) -> Case | None:
+        return await self.get_record(Case, case_id.upper())
+
+    async def timeline(self, record_id: str, kind: str = "case") -> list[TimelineEntry]:
+        raws = await self.redis.lrange(self.keys.timeline(record_id, kind), 0, -1)
         return [TimelineEntry.model_validate_json(raw) for raw in raws]
 
     async def open_case_ids(self, *, tier: str | None = None, customer: str | None = None,
@@ -102,17 +142,38 @@ class Store:
 
     # ---- thread references (written by delivery) ---------------------------------------
 
-    async def set_thread(self, case_id: str, tier: str, ref: ThreadRef) -> None:
-        await self.redis.hset(self.keys.threads(case_id), f"{ref.platform}:{tier}", ref.model_dump_json())
+    async def set_thread_ref(self, name: str, ref: ThreadRef) -> None:
+        """Remember where thread `name` lives on `ref.platform` (its channel and root message)."""
+        key, part = self.keys.thread(name)
+        await self.redis.hset(key, f"{ref.platform}:{part}", ref.model_dump_json())
 
-    async def get_thread(self, case_id: str, tier: str, platform: str) -> ThreadRef | None:
-        raw = await self.redis.hget(self.keys.threads(case_id), f"{platform}:{tier}")
+    async def thread(self, name: str, platform: str) -> ThreadRef | None:
+        key, part = self.keys.thread(name)
+        raw = await self.redis.hget(key, f"{platform}:{part}")
         return ThreadRef.model_validate_json(raw) if raw else None
 
+    async def thread_refs(self, name: str) -> dict[str, ThreadRef]:
+        """Where thread `name` lives, by platform."""
+        key, part = self.keys.thread(name)
+        raw = await self.redis.hgetall(key)
+        out = {}
+        for field_name, value in raw.items():
+            platform, _, suffix = _text(field_name).rpartition(":")
+            if suffix == part:
+                out[platform] = ThreadRef.model_validate_json(value)
+        return out
+
+    # Case threads by (case, tier), as the platform transports address them.
+    async def set_thread(self, case_id: str, tier: str, ref: ThreadRef) -> None:
+        await self.set_thread_ref(case_thread(case_id, tier), ref)
+
+    async def get_thread(self, case_id: str, tier: str, platform: str) -> ThreadRef | None:
+        return await self.thread(case_thread(case_id, tier), platform)
+
     async def threads(self, case_id: str) -> dict[str, ThreadRef]:
-        raw = await self.redis.hgetall(self.keys.threads(case_id))
-        return {(k.decode() if isinstance(k, bytes) else k): ThreadRef.model_validate_json(v)
-                for k, v in raw.items()}
+        """Every thread of a case, keyed `platform:tier`."""
+        raw = await self.redis.hgetall(self.keys.thread(case_thread(case_id, "-"))[0])
+        return {_text(k): ThreadRef.model_validate_json(v) for k, v in raw.items()}
 
     # ---- adapter references ------------------------------------------------------------
 
@@ -140,33 +201,33 @@ class Store:
 
     # ---- the one write path ------------------------------------------------------------
 
-    async def commit(self, changes: Changes, messages: Sequence[OutboxMessage] = (), *,
-                     dedupe_key: str | None = None, dedupe_value: str = "1") -> CommitResult:
-        """Apply `changes` atomically; raise ConflictError if the case moved on meanwhile."""
+    async def commit(self, commit: Commit, *, dedupe_key: str | None = None,
+                     dedupe_value: str = "1") -> CommitResult:
+        """Apply `commit` atomically; raise ConflictError if a record read has moved on meanwhile."""
         k = self.keys
-        checks: list[dict[str, Any]] = []
+        checks: dict[str, int] = dict(commit.reads)
         ops: list[list[str]] = []
-        case = changes.case
-        if case is not None:
-            checks.append({"k": k.case(case.id), "v": changes.expected_version})
-            ops.append(["HSET", k.case(case.id), "v", str(case.version), "d", case.model_dump_json()])
-            ops += self._index_ops(changes.previous, case)
-        for entry_case, entry in ((case.id if case else None, e) for e in changes.timeline):
-            if entry_case:
-                ops.append(["RPUSH", k.timeline(entry_case), entry.model_dump_json()])
-        for message in messages:
-            ops.append(["XADD", k.outbox(message.address.platform), "*", "m", message.model_dump_json(),
-                        "a", "0"])
-        for timer_id in changes.cancel_timers:
+        for write in commit.writes:
+            record = write.record
+            key = k.record(record.kind, record.id)
+            checks[key] = write.expected
+            ops.append(["HSET", key, "v", str(record.version), "d", record.model_dump_json()])
+            ops += self._index_ops(write.previous, record)
+        for record, entry in commit.timeline:
+            ops.append(["RPUSH", k.timeline(record.id, record.kind), entry.model_dump_json()])
+        out = [[k.lane(m.address.platform, m.lane or m.address.lane), k.outbox(m.address.platform, m.priority),
+                m.model_dump_json(), m.lane or m.address.lane] for m in commit.messages]
+        for timer_id in commit.cancel_timers:
             ops += [["ZREM", k.timers, timer_id], ["HDEL", k.timer_data, timer_id],
                     ["ZREM", k.timer_leases, timer_id]]
-        for timer in changes.timers:
+        for timer in commit.timers:
             ops += [["ZADD", k.timers, str(to_ms(timer.due)), timer.id],
                     ["HSET", k.timer_data, timer.id, timer_payload(timer)]]
-        payload: dict[str, Any] = {"checks": checks, "ops": ops}
+        payload: dict[str, Any] = {"checks": [{"k": key, "v": v} for key, v in checks.items()], "ops": ops,
+                                   "out": out, "lane_ttl": LANE_TTL_MS}
         if dedupe_key:
             payload["dedupe"] = {"k": k.dedupe(dedupe_key), "val": dedupe_value, "ttl": DEDUPE_TTL_S}
-        touched = sorted({op[1] for op in ops} | {c["k"] for c in checks})
+        touched = sorted({op[1] for op in ops} | set(checks) | {o[0] for o in out} | {o[1] for o in out})
         result = await self._eval_commit(touched, json.dumps(payload))
         status = _text(result[0])
         if status == "conflict":
@@ -184,27 +245,18 @@ class Store:
             self._commit_sha = await self.redis.script_load(_COMMIT)
             return await self.redis.evalsha(self._commit_sha, len(keys), *keys, payload)
 
-    def _index_ops(self, old: Case | None, new: Case) -> list[list[str]]:
+    def _index_ops(self, old: Record | None, new: Record) -> list[list[str]]:
         k = self.keys
         ops: list[list[str]] = []
         if old is None:
-            ops.append(["ZADD", k.all_cases, str(to_ms(new.created_at)), new.id])
-        before = _memberships(old) if old and old.is_open else set()
-        after = _memberships(new) if new.is_open else set()
-        for index, value in before - after:
-            ops.append(["SREM", k.open_by(index, value) if index != "all" else k.open_all, new.id])
-        for index, value in after - before:
-            ops.append(["SADD", k.open_by(index, value) if index != "all" else k.open_all, new.id])
+            ops.append(["ZADD", k.created(new.kind), str(to_ms(new.created_at)), new.id])
+        before = old.indexes() if old is not None else set()
+        after = new.indexes()
+        for name, value in sorted(before - after):
+            ops.append(["SREM", k.index(new.kind, name, value), new.id])
+        for name, value in sorted(after - before):
+            ops.append(["SADD", k.index(new.kind, name, value), new.id])
         return ops
-
-
-def _memberships(case: Case) -> set[tuple[str, str]]:
-    out = {("all", ""), ("tier", case.tier)}
-    if case.customer:
-        out.add(("customer", case.customer))
-    if case.owner:
-        out.add(("owner", case.owner))
-    return out
 
 
 def _text(value: Any) -> str:

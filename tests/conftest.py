@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+import adapters  # noqa: F401  (registers the built-in platforms the config names)
 from bot.clock import FakeClock
 from bot.config import Config, load_config
 from bot.redis_server import RedisHandle

@@ -1,18 +1,26 @@
-"""Platform-neutral workflows. `HANDLERS` is the bus's routing table: command type -> handler."""
+"""Platform-neutral workflows, wired in explicit tables.
+
+`HANDLERS` is what the bus runs: command type -> handler (the mapping itself), domain event ->
+handlers (`.events`), and record type -> view (`.views`: the cards a record shows, refreshed
+whenever what they show changes). A new workflow adds its module's tables here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bot.bus import Wiring
+from bot.commands import CheckSla, RunPageStep, ShowOnCall
+from bot.model import Case
+from workflows import cards, escalation, lifecycle, paging, queries, sla
 
-from bot.bus import Handler
-from bot.commands import CheckSla, Command, RunPageStep, ShowOnCall
-from workflows import escalation, lifecycle, paging, queries, sla
-
-HANDLERS: Mapping[type[Command], Handler] = {
-    **escalation.HANDLERS,
-    **lifecycle.HANDLERS,
-    **queries.HANDLERS,
-    RunPageStep: paging.run_page_step,
-    ShowOnCall: paging.show_on_call,
-    CheckSla: sla.check_sla,
-}
+HANDLERS = Wiring(
+    {
+        **escalation.HANDLERS,
+        **lifecycle.HANDLERS,
+        **queries.HANDLERS,
+        RunPageStep: paging.run_page_step,
+        ShowOnCall: paging.show_on_call,
+        CheckSla: sla.check_sla,
+    },
+    events={**escalation.EVENT_HANDLERS},
+    views={Case: cards.case_views},
+)

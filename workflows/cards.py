@@ -1,18 +1,29 @@
 """The case card and the other neutral notices every workflow shares.
 
 One function builds the card from the case, so every platform shows the same facts and
-actions, and an update is simply the card built again from the new state.
+actions, and an update is simply the card built again from the new state: `case_views` is
+the case's view for the bus, which posts or updates the card whenever what it shows changes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from bot.changes import Changes
 from bot.config import Config
 from bot.durations import format_duration
-from bot.messages import CardAction, CardField, CaseThread, Mention, Notice, PersonDirect, ThreadLink
+from bot.messages import (
+    Audience,
+    CardAction,
+    CardField,
+    InThread,
+    Mention,
+    Notice,
+    PersonDirect,
+    ThreadLink,
+    case_thread,
+)
 from bot.model import Actor, Case, CaseStatus, SlaClock, TimelineEntry
+from bot.uow import UnitOfWork
 from workflows.policy import next_tier
 
 STATUS_LABEL = {
@@ -84,7 +95,7 @@ def case_card(case: Case, config: Config, now: datetime, *, thread_tier: str | N
         fields.append(CardField(label="Vendor", value=f"{case.vendor.name}{ticket}"))
     if case.resolution and case.status == CaseStatus.RESOLVED:
         fields.append(CardField(label="Resolution", value=case.resolution))
-    links = [ThreadLink(case_id=case.id, tier=case.tier, label=f"Now in {case.tier}")] if moved else []
+    links = [link(case, case.tier, f"Now in {case.tier}")] if moved else []
     return Notice(kind="card", title=f"{case.id} · {case.title}", text="", fields=fields,
                   actions=[] if moved else card_actions(case, config), links=links, case_id=case.id,
                   severity=case.severity.value, status=case.status.value, private=case.private,
@@ -108,40 +119,62 @@ def card_actions(case: Case, config: Config) -> list[CardAction]:
     return actions
 
 
-def thread(case: Case, tier: str | None = None) -> CaseThread:
-    return CaseThread(case_id=case.id, tier=tier or case.tier, private=case.private)
+def link(case: Case, tier: str | None = None, label: str = "Open the case thread") -> ThreadLink:
+    """A link to the case's thread in `tier` (default: its current tier)."""
+    return ThreadLink(thread=case_thread(case.id, tier or case.tier), label=label)
 
 
-def refresh_card(case: Case, changes: Changes, config: Config, now: datetime,
-                 *, tier: str | None = None) -> None:
-    """Record the state change and queue the card update for every platform of the thread."""
-    changes.case = case
-    changes.say(case_card(case, config, now, thread_tier=tier), thread(case, tier))
+def thread(case: Case, config: Config, tier: str | None = None) -> InThread:
+    """The case's thread in `tier`: the tier's private channels for a private case, else its channels."""
+    tier_id = tier or case.tier
+    found = config.find_tier(tier_id)
+    channels: dict[str, str] = {}
+    private = False
+    if found is not None:
+        if case.private and found.private_channels.items():
+            channels, private = dict(found.private_channels.items()), True
+        else:
+            channels = dict(found.channels.items())
+    return InThread(thread=case_thread(case.id, tier_id), channels=channels, private=private)
 
 
-def reply(case: Case, changes: Changes, title: str, text: str = "", *, tier: str | None = None,
+def case_views(before: Case | None, after: Case, config: Config, now: datetime) -> list[tuple[Notice, Audience]]:
+    """The cards to post or update after a change: the current tier's card whenever what it shows
+    changed (once per version), and the card of the tier it left, which now points onwards."""
+    out: list[tuple[Notice, Audience]] = []
+    tiers = [after.tier] + ([before.tier] if before is not None and before.tier.lower() != after.tier.lower() else [])
+    for tier in tiers:
+        card = case_card(after, config, now, thread_tier=tier)
+        if before is not None and tier.lower() == before.tier.lower() == after.tier.lower():
+            old = case_card(before, config, now, thread_tier=tier)
+            if old.model_copy(update={"case_version": None}) == card.model_copy(update={"case_version": None}):
+                continue
+        out.append((card, thread(after, config, tier)))
+    return out
+
+
+def reply(case: Case, uow: UnitOfWork, title: str, text: str = "", *, tier: str | None = None,
           mentions: list[Mention] | None = None, links: list[ThreadLink] | None = None,
           kind: str = "reply") -> None:
     notice = Notice(kind="page" if kind == "page" else "reply", title=title, text=text, case_id=case.id,
                     mentions=mentions or [], links=links or [], severity=case.severity.value,
                     private=case.private)
-    changes.say(notice, thread(case, tier))
+    uow.say(notice, thread(case, uow.config, tier))
 
 
-def log(changes: Changes, case: Case, now: datetime, actor: Actor | str, action: str,
-        detail: str = "") -> None:
+def record(uow: UnitOfWork, case: Case, actor: Actor | str, action: str, detail: str = "") -> None:
+    """A line on the case's timeline."""
     name = actor if isinstance(actor, str) else actor.name
-    changes.log(TimelineEntry(at=now, actor=name, action=action, detail=detail, tier=case.tier))
+    uow.record(case, TimelineEntry(at=uow.now, actor=name, action=action, detail=detail, tier=case.tier))
 
 
-def tell(case: Case, changes: Changes, person: str, title: str, text: str, *, kind: str = "direct") -> None:
+def tell(case: Case, uow: UnitOfWork, person: str, title: str, text: str, *, kind: str = "direct") -> None:
     """A direct message to one person about the case, with a link to its thread.
 
     Whoever is told about a case is one of its insiders from then on (bot.access).
     """
     if person not in case.informed:
         case.informed.append(person)
-    changes.say(Notice(kind="page" if kind == "page" else "direct", title=title, text=text,
-                       links=[ThreadLink(case_id=case.id, tier=case.tier, label="Open the case thread")],
-                       case_id=case.id, severity=case.severity.value, private=case.private),
-                PersonDirect(person=person))
+    uow.say(Notice(kind="page" if kind == "page" else "direct", title=title, text=text,
+                   links=[link(case)], case_id=case.id, severity=case.severity.value, private=case.private),
+            PersonDirect(person=person))

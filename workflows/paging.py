@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.bus import Context
-from bot.changes import Changes, Timer
 from bot.commands import RunPageStep, ShowOnCall
 from bot.config import Config
 from bot.durations import format_duration
 from bot.errors import NotFound
 from bot.messages import Reply
 from bot.model import SYSTEM, Case, FrozenStep, PageTarget, Paging
-from workflows.cards import local_time, log, mention, person_name, reply, tell, tier_label
+from bot.uow import Timer, UnitOfWork
+from workflows.cards import local_time, mention, person_name, record, reply, tell, tier_label
 from workflows.policy import available, hours_label, who_is_on_call
 
 REPEAT_WAIT = timedelta(minutes=10)  # a last step without `wait` repeats after this long
@@ -39,18 +39,18 @@ def freeze(policy_name: str, tier: str, config: Config, now: datetime) -> Paging
     return Paging(policy=policy_name, tier=tier, steps=steps, repeat=policy.repeat, started_at=now)
 
 
-def start(case: Case, config: Config, now: datetime, changes: Changes) -> list[str]:
+def start(case: Case, config: Config, now: datetime, uow: UnitOfWork) -> list[str]:
     """Start the tier's policy on the case; return who was paged at the first step."""
-    stop(case, "escalation", now, changes, quiet=True)
+    stop(case, "escalation", now, uow, quiet=True)
     tier = config.tier(case.tier)
     if not tier.policy:
         case.paging = None
         return []
     case.paging = freeze(tier.policy, tier.id, config, now)
-    return run_step(case, config, now, changes)
+    return run_step(case, config, now, uow)
 
 
-def stop(case: Case, by: str, now: datetime, changes: Changes, *, quiet: bool = False) -> bool:
+def stop(case: Case, by: str, now: datetime, uow: UnitOfWork, *, quiet: bool = False) -> bool:
     """Stop paging at once, including the step timer already scheduled."""
     paging = case.paging
     if paging is None or not paging.active:
@@ -58,9 +58,9 @@ def stop(case: Case, by: str, now: datetime, changes: Changes, *, quiet: bool = 
     paging.stopped_at = now
     paging.stopped_by = by
     paging.next_at = None
-    changes.cancel(timer_id(case))
+    uow.cancel(timer_id(case))
     if not quiet:
-        log(changes, case, now, SYSTEM, "paging stopped", f"by {by}")
+        record(uow, case, SYSTEM, "paging stopped", f"by {by}")
     return True
 
 
@@ -94,7 +94,7 @@ def resolve_targets(step: FrozenStep, config: Config, now: datetime) -> tuple[li
     return people, problems, channel
 
 
-def run_step(case: Case, config: Config, now: datetime, changes: Changes) -> list[str]:
+def run_step(case: Case, config: Config, now: datetime, uow: UnitOfWork) -> list[str]:
     """Page the current step's targets and schedule the next step (or the repeat, or the end)."""
     paging = case.paging
     assert paging is not None and paging.active
@@ -109,7 +109,7 @@ def run_step(case: Case, config: Config, now: datetime, changes: Changes) -> lis
     wait = step.wait or (REPEAT_WAIT if nxt else None)
     if nxt and wait:
         paging.next_at = now + wait
-        changes.schedule(Timer(timer_id(case), now + wait,
+        uow.schedule(Timer(timer_id(case), now + wait,
                                RunPageStep(case_id=case.id, step=nxt[0], round=nxt[1])))
         then = f"Next step in {format_duration(wait)} ({local_time(config, now + wait)}) unless someone acknowledges."
     else:
@@ -122,25 +122,25 @@ def run_step(case: Case, config: Config, now: datetime, changes: Changes) -> lis
         reasons = "; ".join(f"{person_name(config, p)}: {why}" for p, why in people)
         if channel:
             reasons = (reasons + "; " if reasons else "") + f"the {tier.id} channel: policy step alerts everyone"
-        reply(case, changes, f"Paging {who} ({label})", f"Why: {reasons}. {then}",
+        reply(case, uow, f"Paging {who} ({label})", f"Why: {reasons}. {then}",
               mentions=[mention(config, p) for p, _ in people], kind="page", tier=paging.tier)
         for person_key, why in people:
-            tell(case, changes, person_key, f"You are paged for {case.id} ({case.severity.value})",
+            tell(case, uow, person_key, f"You are paged for {case.id} ({case.severity.value})",
                  f"{case.title}\nWhy you: {why} ({tier_label(config, paging.tier)}, {label}). {then}", kind="page")
             if person_key not in paging.paged:
                 paging.paged.append(person_key)
-        log(changes, case, now, SYSTEM, "paged", f"{who} ({label})")
+        record(uow, case, SYSTEM, "paged", f"{who} ({label})")
     for problem in problems:
-        log(changes, case, now, SYSTEM, "paging problem", problem)
+        record(uow, case, SYSTEM, "paging problem", problem)
     if not people and not channel:
         detail = "; ".join(problems) or "the step has no one to page"
-        reply(case, changes, f"Nobody could be paged ({label})", f"{detail}. {then}", tier=paging.tier)
-        log(changes, case, now, SYSTEM, "nobody paged", f"{label}: {detail}")
+        reply(case, uow, f"Nobody could be paged ({label})", f"{detail}. {then}", tier=paging.tier)
+        record(uow, case, SYSTEM, "nobody paged", f"{label}: {detail}")
     if nxt:
         paging.step, paging.round = nxt
     else:  # exhausted: paging stays active until acknowledged, but nothing more is scheduled
         paging.step = len(paging.steps)
-        log(changes, case, now, SYSTEM, "paging policy exhausted", f"{paging.policy}: no acknowledgement yet")
+        record(uow, case, SYSTEM, "paging policy exhausted", f"{paging.policy}: no acknowledgement yet")
     return [p for p, _ in people]
 
 
@@ -156,14 +156,13 @@ async def run_page_step(cmd: RunPageStep, ctx: Context) -> Reply:
     """A step timer fired: page, unless someone acknowledged or the timer is stale."""
     config, now = ctx.config, ctx.clock.now()
 
-    def mutate(case: Case, changes: Changes) -> Reply:
+    def mutate(case: Case, uow: UnitOfWork) -> Reply:
         paging = case.paging
         if paging is None or not paging.active or not case.is_open:
             return Reply(text="paging already stopped")
         if (paging.step, paging.round) != (cmd.step, cmd.round):
             return Reply(text="stale paging timer")
-        run_step(case, config, now, changes)
-        changes.case = case
+        run_step(case, config, now, uow)
         return Reply(text="paged")
 
     return await ctx.update(cmd.case_id, mutate)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bot.bus import Context, Handler
 from bot.commands import Command, ShowCase, ShowHelp
-from bot.messages import CardField, Reply, ThreadLink
-from workflows.cards import case_card, local_time
+from bot.messages import CardField, Reply
+from workflows.cards import case_card, link, local_time
 from workflows.grammar import help_text
 
 
@@ -17,7 +17,7 @@ async def show_case(cmd: ShowCase, ctx: Context) -> Reply:
              for e in timeline]
     fields = [*card.fields, CardField(label="Watchers", value=", ".join(case.watchers) or "none")]
     return Reply(title=card.title, text="Timeline:\n" + "\n".join(lines), fields=fields, case_id=case.id,
-                 links=[ThreadLink(case_id=case.id, tier=case.tier, label="Open the case thread")])
+                 links=[link(case)])
 
 
 async def show_help(cmd: ShowHelp, ctx: Context) -> Reply:

@@ -61,8 +61,7 @@ class ConsoleSession:
                      name=person.name if person else self.person)
 
     async def start(self) -> None:
-        for platform in PLATFORMS:
-            stream = self.runtime.store.keys.outbox(platform)
+        for stream in self._streams():
             try:  # "$": only what is posted from now on
                 await self.runtime.store.redis.xgroup_create(stream, GROUP, id="$", mkstream=True)
             except ResponseError as exc:
@@ -98,7 +97,7 @@ class ConsoleSession:
 
     async def show_posts(self) -> None:
         redis = self.runtime.store.redis
-        streams: Any = {self.runtime.store.keys.outbox(p): ">" for p in PLATFORMS}
+        streams: Any = {stream: ">" for stream in self._streams()}
         while True:
             rows: Any = await redis.xreadgroup(GROUP, self.consumer, streams, count=200)
             if not rows:
@@ -113,6 +112,10 @@ class ConsoleSession:
                         self.seen_cards.add(key)
                     self.out(_indent(render_message(message, update=update), "  "))
                     await redis.xack(stream, GROUP, entry_id)
+
+    def _streams(self) -> list[str]:
+        keys = self.runtime.store.keys
+        return [stream for platform in PLATFORMS for stream in keys.outbox_streams(platform)]
 
     async def _console_command(self, line: str) -> bool:
         verb, _, rest = line[1:].partition(" ")

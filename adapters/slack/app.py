@@ -29,10 +29,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import ids, inbound, render
 from adapters.slack.delivery import SlackTransport, web_client
-from bot.changes import Changes
 from bot.commands import Command, OpenCase
 from bot.messages import Address, Notice, OutboxMessage, Reply, ThreadLink
 from bot.runtime import Runtime
+from bot.store import Commit
 
 log = structlog.get_logger("escalator.slack")
 
@@ -58,7 +58,7 @@ class SlackAdapter:
         self.signing_secret = signing_secret
         self.app_token = app_token
         self.api_url = api_url
-        slack = runtime.config.platforms.slack
+        slack = runtime.config.platform_settings("slack")
         self.workspace_url = slack.url if slack else None
         self.bolt: AsyncApp | None = None
         self.socket_mode: Any = None  # AsyncSocketModeHandler once started
@@ -293,7 +293,7 @@ class SlackAdapter:
                         text=reply.text, fields=reply.fields, case_id=reply.case_id)
         message = OutboxMessage(id=message_id, address=Address(platform="slack", user=user_id, private=True),
                                 notice=notice, created_at=self.runtime.clock.now())
-        await self.runtime.store.commit(Changes(), [message])
+        await self.runtime.store.commit(Commit(messages=[message]))
 
 
 def build_slack_adapter(runtime: Runtime) -> SlackAdapter:

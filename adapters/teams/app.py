@@ -46,10 +46,10 @@ from adapters.teams.render import (
 )
 from bot.commands import Command
 from bot.fanout import fan_out
-from bot.messages import CaseThread, Notice, Reply
+from bot.messages import Notice, Reply
 from bot.outbox import Transport
 from bot.runtime import Runtime
-from workflows.cards import case_card
+from workflows.cards import case_card, thread
 
 log = structlog.get_logger("escalator.teams")
 
@@ -234,7 +234,7 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
             return None
         tier = tier or case.tier
         notice = case_card(case, self.config, self.runtime.clock.now(), thread_tier=tier)
-        audience = CaseThread(case_id=case.id, tier=tier, private=case.private)
+        audience = thread(case, self.config, tier)
         bound: Notice = notice
         for message in fan_out([(notice, audience)], self.config, self.runtime.clock.now()).messages:
             if message.address.platform == "teams":
@@ -340,7 +340,7 @@ def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:
                          f"({exc})") from exc
     cloud = EscalatorCloudAdapter(auth)
     connectors = Connectors(auth, app_id)
-    teams = runtime.config.platforms.teams
+    teams = runtime.config.platform_settings("teams")
     service_url = teams.service_url if teams else None
     tenant = _tenant(runtime)
     delivery = None
@@ -354,7 +354,7 @@ def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:
 
 
 def _tenant(runtime: Runtime) -> str | None:
-    teams = runtime.config.platforms.teams
+    teams = runtime.config.platform_settings("teams")
     return (teams.tenant_id if teams else None) or runtime.settings.microsoft_app_tenant_id.strip() or None
 
 

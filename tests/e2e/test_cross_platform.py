@@ -70,9 +70,8 @@ async def both(example_config: Config, redis_client: aioredis.Redis, clock: Fake
                             slack_app_token=None, slack_api_url=api.url, microsoft_app_id="",
                             microsoft_app_password="", microsoft_app_tenant_id="")
         config = with_teams_service_url(example_config, connector.url)
-        slack_settings = config.platforms.model_copy(update={"slack": config.platforms.slack.model_copy(  # type: ignore[union-attr]
-            update={"url": "https://acme.slack.com/"})})
-        config = config.model_copy(update={"platforms": slack_settings})
+        slack_settings = config.platform_settings("slack").model_copy(update={"url": "https://acme.slack.com/"})
+        config = config.model_copy(update={"platforms": {**config.platforms, "slack": slack_settings}})
         runtime = build_runtime(config=config, settings=settings, handlers=HANDLERS, clock=clock,
                                 redis=RedisHandle(redis_client, where="test"), prefix=prefix)
         teams_adapter: TeamsAdapter = build_teams_adapter(runtime)

@@ -15,7 +15,7 @@ from tests.conftest import EXAMPLE_CONFIG, PROJECT_CONFIG
 def test_the_shared_example_config_loads_as_it_is() -> None:
     config = load_config(EXAMPLE_CONFIG)
     assert config.tier_ids == ["L0", "L1", "L2", "L3", "vendor"]
-    assert config.tier("L2").private_channels.slack == "G0L2PRIVATE"
+    assert config.tier("L2").private_channels.get("slack") == "G0L2PRIVATE"
     assert config.routing[0].then.add == ["person:fay"]
     assert config.policies["l2-default"].repeat == 1
 
@@ -58,7 +58,7 @@ MISTAKES = [
     ("duration without unit", {"tiers__1__sla": {"acknowledge": 15}},
      "tiers[1].sla.acknowledge: '15' has no unit (write e.g. 15m or 15h)"),
     ("unknown key", {"tiers__1__chanels": {"slack": "C1"}},
-     "tiers[1]: unknown key 'chanels' (known keys: id, name, target_share, channels"),
+     "tiers[1]: unknown key 'chanels' (known keys: id, name, kind, target_share, channels"),
     ("missing required key", {"tiers__1__name": DELETE}, "tiers[1].name: required key is missing; add it"),
     ("bad severity in a rule", {"routing__1__if__severity": ["sev9"]}, "routing[1].if.severity[0]:"),
     ("unknown tier in a rule", {"routing__4__then__tier": "L7"},

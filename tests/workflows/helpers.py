@@ -12,7 +12,7 @@ from bot.runtime import Runtime
 
 def person(runtime: Runtime, key: str) -> Actor:
     p = runtime.config.people[key]
-    return Actor(person=key, platform="slack", user_id=p.slack, name=p.name)
+    return Actor(person=key, platform="slack", user_id=p.platform_id("slack"), name=p.name)
 
 
 async def run(runtime: Runtime, command: Command) -> Reply:
@@ -20,9 +20,25 @@ async def run(runtime: Runtime, command: Command) -> Reply:
 
 
 async def posted(runtime: Runtime, platform: str = "slack") -> list[OutboxMessage]:
-    """Everything queued for `platform` so far (the test never runs a delivery worker)."""
-    rows: Any = await runtime.store.redis.xrange(runtime.store.keys.outbox(platform))
-    return [OutboxMessage.model_validate_json(data[b"m"]) for _, data in rows]
+    """Everything queued for `platform` so far (the test never runs a delivery worker).
+
+    Each lane (a thread, a DM, a channel) in the order it will be delivered (its sequence
+    numbers); lanes one after the other in the order they first appear.
+    """
+    entries: list[tuple[bytes, int, str, OutboxMessage]] = []
+    for stream in runtime.store.keys.outbox_streams(platform):
+        rows: Any = await runtime.store.redis.xrange(stream)
+        for entry_id, data in rows:
+            message = OutboxMessage.model_validate_json(data[b"m"])
+            entries.append((entry_id, int(data.get(b"s", b"0")), data.get(b"l", b"").decode(), message))
+    first: dict[str, tuple[int, ...]] = {}
+    for entry_id, _, lane, _ in sorted(entries, key=lambda e: _id(e[0])):
+        first.setdefault(lane, _id(entry_id))
+    return [e[3] for e in sorted(entries, key=lambda e: (first[e[2]], e[2], e[1]))]
+
+
+def _id(entry_id: bytes) -> tuple[int, ...]:
+    return tuple(int(part) for part in entry_id.decode().split("-"))
 
 
 async def pages_to(runtime: Runtime, user: str, platform: str = "slack") -> list[OutboxMessage]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.changes import Changes
 from bot.clock import FakeClock
 from bot.messages import Address, Notice, OutboxMessage
 from bot.outbox import DeliveryWorker, RetryLater, Undeliverable
 from bot.runtime import Runtime
+from bot.store import Commit
 
 
 @dataclass
@@ -48,7 +48,7 @@ def message(n: int, channel: str = "C0L1") -> OutboxMessage:
 
 
 async def enqueue(runtime: Runtime, *messages: OutboxMessage) -> None:
-    await runtime.store.commit(Changes(), list(messages))
+    await runtime.store.commit(Commit(messages=list(messages)))
 
 
 async def test_messages_are_delivered_once_and_removed(runtime: Runtime) -> None:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from bot.changes import Changes, Timer
 from bot.clock import FakeClock
 from bot.commands import Command, NudgeVendor
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler
+from bot.store import Commit
+from bot.uow import Timer
 
 
 async def add_timers(runtime: Runtime, clock: FakeClock, n: int) -> None:
-    changes = Changes()
-    for i in range(n):
-        changes.schedule(Timer(f"t{i}", clock.now() + timedelta(minutes=1), NudgeVendor(case_id=f"ESC-{i}")))
-    await runtime.store.commit(changes)
+    timers = [Timer(f"t{i}", clock.now() + timedelta(minutes=1), NudgeVendor(case_id=f"ESC-{i}")) for i in range(n)]
+    await runtime.store.commit(Commit(timers=timers))
 
 
 async def test_two_schedulers_racing_fire_each_timer_exactly_once(runtime: Runtime, clock: FakeClock) -> None:
@@ -56,9 +55,7 @@ async def test_a_timer_whose_process_died_fires_again_after_its_lease(runtime: R
 
 async def test_a_cancelled_timer_never_fires(runtime: Runtime, clock: FakeClock) -> None:
     await add_timers(runtime, clock, 2)
-    changes = Changes()
-    changes.cancel("t0")
-    await runtime.store.commit(changes)
+    await runtime.store.commit(Commit(cancel_timers=["t0"]))
     clock.advance(minutes=5)
     fired: list[Command] = []
 

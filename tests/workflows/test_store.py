@@ -6,11 +6,10 @@ import asyncio
 
 import pytest
 
-from bot.changes import Changes
 from bot.commands import ClaimCase, OpenCase
 from bot.model import Actor, Case
 from bot.runtime import Runtime
-from bot.store import ConflictError
+from bot.store import Commit, ConflictError, Write
 
 ALICE = Actor(person="alice", platform="slack", user_id="U0ALICE", name="Alice Adams")
 
@@ -46,10 +45,10 @@ async def test_a_stale_version_is_refused_and_leaves_no_partial_write(runtime: R
     assert case is not None
     before = await runtime.store.timeline(case_id)
     stale = case.model_copy(update={"title": "changed", "version": case.version + 1})
-    changes = Changes(case=stale, expected_version=case.version - 1, previous=case)
-    changes.log(before[0])
+    commit = Commit(writes=[Write(record=stale, expected=case.version - 1, previous=case)],
+                    timeline=[(stale, before[0])])
     with pytest.raises(ConflictError):
-        await runtime.store.commit(changes)
+        await runtime.store.commit(commit)
     again = await runtime.store.get_case(case_id)
     assert again is not None and again.title == "Cannot log in"
     assert len(await runtime.store.timeline(case_id)) == len(before)
@@ -87,19 +86,3 @@ def test_case_model_round_trips_through_json(example_config: object) -> None:
     now = datetime(2026, 11, 23, tzinfo=UTC)
     case = Case(id="ESC-1", title="x", tier="L1", opened_by=ALICE, created_at=now, updated_at=now)
     assert Case.model_validate_json(case.model_dump_json()) == case
-
-
-def test_swarm_and_crisis_state_round_trips_through_json() -> None:
-    from datetime import UTC, datetime
-
-    from bot.model import Crisis, CrisisStage, StatusUpdate, Swarm, SwarmInvite
-    now = datetime(2026, 11, 23, tzinfo=UTC)
-    swarm = Swarm(id="SW-1", case_id="ESC-1", started_by=ALICE, started_at=now, skills=["api"],
-                  invites=[SwarmInvite(person="cleo", skills=["api"], load=1, invited_at=now)])
-    crisis = Crisis(id="INC-1", title="Checkout down", declared_by=ALICE, declared_at=now,
-                    roles={"commander": "erin"}, cases=["ESC-1"],
-                    updates=[StatusUpdate(at=now, stage=CrisisStage.INVESTIGATING, text="looking", by="gus")])
-    assert Swarm.model_validate_json(swarm.model_dump_json()) == swarm
-    assert Crisis.model_validate_json(crisis.model_dump_json()) == crisis
-    with pytest.raises(ValueError):
-        Swarm.model_validate({**swarm.model_dump(), "unknown": 1})

@@ -13,12 +13,12 @@ import pytest
 
 from adapters.slack.app import SlackAdapter
 from adapters.slack.delivery import SlackTransport, web_client
-from bot.changes import Changes
 from bot.clock import FakeClock, from_ms
 from bot.messages import Address, CardField, Notice, OutboxMessage, ThreadLink
 from bot.model import ThreadRef
 from bot.outbox import DeliveryWorker, RetryLater, Undeliverable
 from bot.runtime import Runtime
+from bot.store import Commit
 from tests.adapters.slack.conftest import SlackCaller, Sleeps
 from tests.adapters.slack.helpers import card, field_value, outbox_size, replies, roots, text_of
 from tests.fakes.slack_api import FakeSlackApi
@@ -45,7 +45,7 @@ def post(channel: str, title: str, *, message_id: str, clock: FakeClock, **notic
 
 
 async def queue(runtime: Runtime, *messages: OutboxMessage) -> None:
-    await runtime.store.commit(Changes(), list(messages))
+    await runtime.store.commit(Commit(messages=list(messages)))
 
 
 async def open_case(slack: SlackCaller, text: str = "L2 sev2 checkout fails") -> None:

@@ -28,9 +28,9 @@ async def connector() -> AsyncIterator[FakeBotConnector]:
 
 def with_teams_service_url(config: Config, url: str) -> Config:
     """The example config, with Teams' service URL pointing at a fake connector."""
-    teams = config.platforms.teams
+    teams = config.platform_settings("teams")
     assert teams is not None
-    platforms = config.platforms.model_copy(update={"teams": teams.model_copy(update={"service_url": url})})
+    platforms = {**config.platforms, "teams": teams.model_copy(update={"service_url": url})}
     return config.model_copy(update={"platforms": platforms})
 
 

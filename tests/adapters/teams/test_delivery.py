@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from adapters.teams.delivery import USERS, TeamsTransport
-from bot.changes import Changes
 from bot.clock import FakeClock
 from bot.messages import Address, CardAction, CardField, Mention, Notice, OutboxMessage, ThreadLink
 from bot.model import ThreadRef
+from bot.store import Commit
 from tests.adapters.teams.harness import TeamsHarness, card_text
 
 L2 = "19:l2@thread.tacv2"
@@ -34,7 +34,7 @@ def in_thread(notice: Notice, tier: str = "L2", channel: str = L2) -> OutboxMess
 
 
 async def enqueue(teams: TeamsHarness, *messages: OutboxMessage) -> None:
-    await teams.runtime.store.commit(Changes(), list(messages))
+    await teams.runtime.store.commit(Commit(messages=list(messages)))
 
 
 async def posted_root(teams: TeamsHarness) -> ThreadRef:
