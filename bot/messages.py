@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.model import Platform
 
-NoticeKind = Literal["card", "reply", "page", "direct", "post"]
+# `upload` carries a file (`Notice.file`); `amend` updates a direct message already sent
+# (`Notice.amends`): bot.delivery queues one when a DM page went out before its thread link existed.
+NoticeKind = Literal["card", "reply", "page", "direct", "post", "upload", "amend"]
 ActionName = Literal["acknowledge", "claim", "escalate", "resolve", "reopen", "deescalate"]
 
 
@@ -52,6 +54,21 @@ class ThreadLink(_Frozen):
     label: str
 
 
+class FileRef(_Frozen):
+    """A file to upload (a digest chart, an export): small, so it travels inside the outbox message."""
+
+    filename: str
+    mime_type: str
+    data_b64: str  # the bytes, base64-encoded
+
+
+class DirectRef(_Frozen):
+    """A direct message as the platform knows it, so it can be updated in place later."""
+
+    conversation: str
+    message_id: str
+
+
 class Notice(_Frozen):
     """One thing the bot says. `text` is plain user-facing text: renderers escape it."""
 
@@ -67,6 +84,8 @@ class Notice(_Frozen):
     status: str | None = None
     private: bool = False
     case_version: int | None = None
+    file: FileRef | None = None  # kind "upload"
+    amends: DirectRef | None = None  # kind "amend": the direct message to update
 
 
 class Address(_Frozen):
