@@ -142,8 +142,8 @@ class TeamsClient:
 
     async def post_root(self, channel: str, notice: Notice, links: Sequence[CoreLink], *, message_id: str,
                         thread: str) -> ThreadRef:
-        """A new post in the tier channel opens the thread (the Bot Connector has no idempotency key
-        either, but a create that got no answer is not retried blind: it is an ordinary RetryLater)."""
+        """A new post in the tier channel opens the thread. The Bot Connector cannot list a channel's
+        posts (find_root is None), so a create that got no answer is retried as an ordinary RetryLater."""
         root_id = await self._new_post(channel, self._card_activity(notice, links, thread), "post the case card")
         url = message_link(channel, root_id, root=root_id, tenant=self.tenant_id)
         log.info("thread opened", platform="teams", thread=thread)
