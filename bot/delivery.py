@@ -321,7 +321,7 @@ class Delivery:
         if missing:
             if self.clock.now() - message.created_at < AMEND_WAIT:
                 raise RetryLater(f"waiting for {', '.join(missing)} to add its link to the page", waiting=True)
-            log.info("page amend dropped: the thread never appeared", platform=self.platform,
+            log.warning("page amend dropped: the thread never appeared", platform=self.platform,
                      case_id=notice.case_id, missing=missing)
             return None
         await self.client.update_direct(notice.amends, notice.model_copy(update={"kind": "page", "amends": None}),
