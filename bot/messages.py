@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.model import Platform
 
-NoticeKind = Literal["card", "reply", "page", "direct", "post"]
+# `upload` carries a file (`Notice.file`); `amend` updates a direct message already sent
+# (`Notice.amends`): bot.delivery queues one when a DM page went out before its thread link existed.
+NoticeKind = Literal["card", "reply", "page", "direct", "post", "upload", "amend"]
 ActionName = Literal["acknowledge", "claim", "escalate", "resolve", "reopen", "deescalate"]
 
 
@@ -79,6 +81,21 @@ def _case_part(name: str | None) -> tuple[str, str]:
     return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "case" else ("", "")
 
 
+class FileRef(_Frozen):
+    """A file to upload (a digest chart, an export): small, so it travels inside the outbox message."""
+
+    filename: str
+    mime_type: str
+    data_b64: str  # the bytes, base64-encoded
+
+
+class DirectRef(_Frozen):
+    """A direct message as the platform knows it, so it can be updated in place later."""
+
+    conversation: str
+    message_id: str
+
+
 class Notice(_Frozen):
     """One thing the bot says. `text` is plain user-facing text: renderers escape it."""
 
@@ -95,6 +112,8 @@ class Notice(_Frozen):
     private: bool = False
     case_version: int | None = None
     bulk: bool = False  # fan-out traffic (crisis updates, digests): delivered after everything else
+    file: FileRef | None = None  # kind "upload"
+    amends: DirectRef | None = None  # kind "amend": the direct message to update
 
 
 class Address(_Frozen):

@@ -1,13 +1,16 @@
-"""The Slack transport: outbox messages to Web API calls, idempotent and rate-limit aware.
+"""Slack for the one Delivery (bot.delivery): Web API calls, and what their errors mean.
 
-The outbox worker owns retries, backoff, Retry-After holds, pacing and dead letters; this module
-only decides which calls a message needs and how a failure should be treated:
+`SlackClient` implements `bot.delivery.PlatformClient`; `SlackTransport` is the Delivery built
+on it (routing, first-card lock, stale-card check, link policy and page rules live in the core).
+What is Slack's own:
 
-- a case card is posted once as the root of the case's thread (its `ts` is stored as the
-  thread's ThreadRef before anything else can fail), and every later card is a `chat.update`
-  of that root, never a repost; stale card versions are skipped;
-- thread replies and in-thread pages go under that root (RetryLater until it exists);
-- pages and direct notices to a person go by DM (`conversations.open` + `chat.postMessage`);
+- a thread root is a `chat.postMessage` tagged with message metadata (`escalator_card`, the
+  outbox message id and thread name): Slack has no idempotency key, so after a post that got no
+  answer, `find_root` looks for that tag in the channel's recent history (`conversations.history`
+  with `include_all_metadata`) and the Delivery reuses what it finds instead of posting again;
+- a root's link is its permalink, built from the workspace URL (learnt once from `auth.test`);
+- direct messages go through `conversations.open` (the DM channel is remembered);
+- uploads use the external upload flow (`files.getUploadURLExternal`, `files.completeUploadExternal`);
 - 429 becomes RetryLater with Retry-After, 5xx/timeouts/connection errors RetryLater with
   backoff, and errors that will never succeed (`channel_not_found`, `not_in_channel`,
   `invalid_auth`, ...) Undeliverable, so they reach the dead-letter stream at once.
@@ -18,7 +21,9 @@ The Web API client must not retry by itself (`retry_handlers=[]`): a client that
 
 from __future__ import annotations
 
-from datetime import timedelta
+import base64
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -29,7 +34,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.inbound import permalink
 from adapters.slack.render import ResolvedLink, SlackMessage, render_notice
 from bot.clock import Clock
-from bot.messages import OutboxMessage
+from bot.delivery import Delivery, Link, MaybePosted, RootGone
+from bot.messages import DirectRef, Notice, OutboxMessage
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
 from bot.store import Store
@@ -38,8 +44,8 @@ log = structlog.get_logger("escalator.slack")
 
 PLATFORM = "slack"
 PACE_SECONDS = 1.0  # chat.postMessage: about one message per second per channel
-LINK_GRACE = timedelta(seconds=10)  # wait this long for a linked thread, then post without the link
-ROOT_LOCK_S = 30
+CARD_EVENT = "escalator_card"  # the metadata event type on every thread root we post
+HISTORY_LIMIT = 100  # how far back find_root looks: a tier channel rarely gets 100 roots in a minute
 
 # Errors that no retry will fix: dead-letter at once, with the error in the entry.
 PERMANENT_ERRORS = frozenset({
@@ -91,8 +97,8 @@ def _retry_after(headers: Any) -> float:
         return 1.0
 
 
-class SlackTransport:
-    """`bot.outbox.Transport` for Slack."""
+class SlackClient:
+    """`bot.delivery.PlatformClient` for Slack: Web API calls, and what their errors mean."""
 
     platform = PLATFORM
 
@@ -114,95 +120,44 @@ class SlackTransport:
             return "chat:dm:" + address.user, self.pace_s
         return None
 
-    async def deliver(self, message: OutboxMessage) -> str | None:
-        """Send one outbox message; returns the `ts` of what was posted or updated."""
-        try:
-            return await self._deliver(message)
-        except (RetryLater, Undeliverable):
-            raise
-        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise classify(exc) from exc
+    # ---- the thread root ------------------------------------------------------------------
 
-    async def _deliver(self, message: OutboxMessage) -> str | None:
-        address, kind = message.address, message.notice.kind
-        if kind == "card" and address.thread_case and address.thread_tier:
-            return await self._card(message)
-        if address.thread_case and address.thread_tier and kind in ("reply", "page", "post"):
-            return await self._thread_reply(message)
-        if address.user:
-            return await self._direct(message)
-        if address.channel:
-            return await self._channel_post(message)
-        raise Undeliverable(f"a {kind} notice with nowhere to go: {address.model_dump(exclude_none=True)}")
-
-    # ---- the case card ------------------------------------------------------------------
-
-    async def _card(self, message: OutboxMessage) -> str | None:
-        address, notice = message.address, message.notice
-        case_id, tier = address.thread_case or "", address.thread_tier or ""
-        if notice.case_version is not None and not await self.store.newer_version(
-                "slack-card", f"{case_id}:{tier}", notice.case_version):
-            log.info("stale card skipped", case_id=case_id, tier=tier, version=notice.case_version)
-            return None
-        links = await self._links(message)
-        thread = await self.store.get_thread(case_id, tier, PLATFORM)
-        if thread is not None:
-            self._guard_private(message, thread.channel)
-            if thread.url is None:
-                thread = await self._remember_url(case_id, tier, thread)
-            rendered = render_notice(notice, links=links, case_url=thread.url)
-            try:
-                await self.client.chat_update(channel=thread.channel, ts=thread.root_id, text=rendered.text,
-                                              blocks=rendered.blocks)
-                return thread.root_id
-            except SlackApiError as exc:
-                if _error(exc) != "message_not_found":
-                    raise
-                log.warning("case card was deleted; posting it again", case_id=case_id, tier=tier)
-                return await self._post_root(message, links, replacing=True)
-        return await self._post_root(message, links)
-
-    async def _post_root(self, message: OutboxMessage, links: list[ResolvedLink], *,
-                         replacing: bool = False) -> str:
-        address, notice = message.address, message.notice
-        case_id, tier, channel = address.thread_case or "", address.thread_tier or "", address.channel
-        if not channel:
-            raise Undeliverable(f"no Slack channel configured for {tier}")
-        # Two workers must not both post a first card: the loser updates the winner's root.
-        lock = self.store.keys.dedupe(f"slack:root:{case_id}:{tier}")
-        if replacing:
-            await self.store.redis.delete(lock)
-        if not await self.store.redis.set(lock, message.id, nx=True, ex=ROOT_LOCK_S):
-            existing = await self.store.get_thread(case_id, tier, PLATFORM)
-            if existing is None:
-                raise RetryLater("another worker is posting this case card", waiting=True)
-            rendered = render_notice(notice, links=links, case_url=existing.url)
-            await self.client.chat_update(channel=existing.channel, ts=existing.root_id, text=rendered.text,
-                                          blocks=rendered.blocks)
-            return existing.root_id
-        rendered = render_notice(notice, links=links)
-        try:
+    async def post_root(self, channel: str, notice: Notice, links: Sequence[Link], *, message_id: str,
+                        thread: str) -> ThreadRef:
+        rendered = render_notice(notice, links=_resolved(links))
+        metadata = {"event_type": CARD_EVENT, "event_payload": {"message_id": message_id, "thread": thread}}
+        with slack_errors(posting=True):
             response = await self.client.chat_postMessage(channel=channel, text=rendered.text,
-                                                          blocks=rendered.blocks, unfurl_links=False,
-                                                          unfurl_media=False)
-        except BaseException:
-            await self.store.redis.delete(lock)  # nothing was posted (as far as we know): let a retry post
-            raise
-        ts, posted_in = str(response["ts"]), str(response.get("channel") or channel)
-        # Remember the root first: from here on, a retry updates instead of posting again.
-        ref = ThreadRef(platform=PLATFORM, channel=posted_in, root_id=ts)
-        await self.store.set_thread(case_id, tier, ref)
-        await self._remember_url(case_id, tier, ref)
-        log.info("case card posted", case_id=case_id, tier=tier, channel=posted_in)
-        return ts
+                                                          blocks=rendered.blocks, metadata=metadata,
+                                                          unfurl_links=False, unfurl_media=False)
+        ref = ThreadRef(platform=PLATFORM, channel=str(response.get("channel") or channel), root_id=str(response["ts"]))
+        return await self._with_url(ref)
 
-    async def _remember_url(self, case_id: str, tier: str, ref: ThreadRef) -> ThreadRef:
-        url = await self._permalink(ref.channel, ref.root_id)
-        if url is None:
-            return ref
-        ref = ref.model_copy(update={"url": url})
-        await self.store.set_thread(case_id, tier, ref)
+    async def update_root(self, ref: ThreadRef, notice: Notice, links: Sequence[Link], *,
+                          thread: str) -> ThreadRef:
+        if ref.url is None:
+            ref = await self._with_url(ref)
+        rendered = render_notice(notice, links=_resolved(links), case_url=ref.url)
+        with slack_errors(updating_root=True):
+            await self.client.chat_update(channel=ref.channel, ts=ref.root_id, text=rendered.text,
+                                          blocks=rendered.blocks)
         return ref
+
+    async def find_root(self, channel: str, message_id: str) -> ThreadRef | None:
+        """The root a post that got no answer left in the channel, found by its metadata."""
+        with slack_errors():
+            history = await self.client.conversations_history(channel=channel, limit=HISTORY_LIMIT,
+                                                              include_all_metadata=True)
+        for message in history.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == CARD_EVENT and payload.get("message_id") == message_id:
+                return await self._with_url(ThreadRef(platform=PLATFORM, channel=channel, root_id=str(message["ts"])))
+        return None
+
+    async def _with_url(self, ref: ThreadRef) -> ThreadRef:
+        url = await self._permalink(ref.channel, ref.root_id)
+        return ref.model_copy(update={"url": url}) if url else ref
 
     async def _permalink(self, channel: str, ts: str) -> str | None:
         """The message's link, built from the workspace URL (learned once from auth.test)."""
@@ -219,70 +174,86 @@ class SlackTransport:
         except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError, KeyError):
             return None
 
-    # ---- replies, pages, direct messages, posts ------------------------------------------
+    # ---- replies, direct messages, posts, uploads -------------------------------------------
 
-    async def _thread_reply(self, message: OutboxMessage) -> str:
-        address = message.address
-        thread = await self.store.get_thread(address.thread_case or "", address.thread_tier or "", PLATFORM)
-        if thread is None:
-            # No `after`: the worker's backoff keeps in step with the root's own retries, and an
-            # `after` would replace a 429 Retry-After hold on this channel with a 1 s one.
-            raise RetryLater("thread root not posted yet", waiting=True)
-        self._guard_private(message, thread.channel)
-        rendered = render_notice(message.notice, links=await self._links(message), case_url=thread.url)
-        return await self._post(thread.channel, rendered, thread_ts=thread.root_id)
+    async def reply(self, ref: ThreadRef, notice: Notice, links: Sequence[Link]) -> str:
+        rendered = render_notice(notice, links=_resolved(links), case_url=ref.url)
+        return await self._post(ref.channel, rendered, thread_ts=ref.root_id)
 
-    async def _direct(self, message: OutboxMessage) -> str:
-        user = message.address.user or ""
+    async def direct(self, user: str, notice: Notice, links: Sequence[Link]) -> DirectRef:
+        channel = await self._dm_channel(user)
+        rendered = render_notice(notice, links=_resolved(links), case_url=links[0].url if links else None)
+        return DirectRef(conversation=channel, message_id=await self._post(channel, rendered))
+
+    async def update_direct(self, ref: DirectRef, notice: Notice, links: Sequence[Link]) -> None:
+        rendered = render_notice(notice, links=_resolved(links), case_url=links[0].url if links else None)
+        with slack_errors():
+            await self.client.chat_update(channel=ref.conversation, ts=ref.message_id, text=rendered.text,
+                                          blocks=rendered.blocks)
+
+    async def post(self, channel: str, reply_to: str | None, notice: Notice, links: Sequence[Link]) -> str:
+        return await self._post(channel, render_notice(notice, links=_resolved(links)), thread_ts=reply_to)
+
+    async def upload(self, channel: str | None, user: str | None, notice: Notice) -> str:
+        file = notice.file
+        if file is None:
+            raise Undeliverable("an upload notice without a file")
+        target = await self._dm_channel(user) if user else channel or ""
+        with slack_errors():
+            response = await self.client.files_upload_v2(
+                channel=target, content=base64.b64decode(file.data_b64), filename=file.filename,
+                title=notice.title, initial_comment=notice.text or None)
+        uploaded = response.get("files") or [response.get("file") or {}]
+        return str(uploaded[0].get("id") or "")
+
+    async def _dm_channel(self, user: str) -> str:
         channel = await self.store.get_ref("slack-dm", user)
         if channel is None:
-            opened = await self.client.conversations_open(users=user)
+            with slack_errors():
+                opened = await self.client.conversations_open(users=user)
             channel = str(opened["channel"]["id"])
             await self.store.put_ref("slack-dm", user, channel, ttl_s=30 * 24 * 3600)
-        links = await self._links(message)
-        rendered = render_notice(message.notice, links=links, case_url=links[0].url if links else None)
-        return await self._post(channel, rendered)
-
-    async def _channel_post(self, message: OutboxMessage) -> str:
-        address = message.address
-        rendered = render_notice(message.notice, links=await self._links(message))
-        return await self._post(address.channel or "", rendered, thread_ts=address.reply_to)
+        return channel
 
     async def _post(self, channel: str, rendered: SlackMessage, *, thread_ts: str | None = None) -> str:
         kwargs: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
-        response = await self.client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks,
-                                                      unfurl_links=False, unfurl_media=False, **kwargs)
+        with slack_errors():
+            response = await self.client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks,
+                                                          unfurl_links=False, unfurl_media=False, **kwargs)
         return str(response["ts"])
 
-    # ---- helpers --------------------------------------------------------------------------
 
-    def _guard_private(self, message: OutboxMessage, channel: str) -> None:
-        """A private case's message goes to its private channel and nowhere else."""
-        address = message.address
-        if address.private and address.channel and channel != address.channel:
-            raise Undeliverable(f"private case thread is in {channel}, not in its private channel "
-                                f"{address.channel}; not cross-posting")
+class SlackTransport(Delivery):
+    """The Delivery for Slack (`bot.outbox.Transport`), built from the Slack settings."""
 
-    async def _links(self, message: OutboxMessage) -> list[ResolvedLink]:
-        """Resolve ThreadLinks to URLs: this platform's thread first, else any platform's.
+    def __init__(self, *, store: Store, client: AsyncWebClient, clock: Clock,
+                 workspace_url: str | None = None, pace_s: float = PACE_SECONDS) -> None:
+        super().__init__(client=SlackClient(store=store, client=client, clock=clock, workspace_url=workspace_url,
+                                            pace_s=pace_s), store=store, clock=clock)
 
-        A link whose thread is not posted yet holds the message back for a short while (the
-        card of the new tier is usually a second behind); after that it is sent without it.
-        """
-        out: list[ResolvedLink] = []
-        missing: list[str] = []
-        for lnk in message.notice.links:
-            threads = await self.store.threads(lnk.case_id)
-            wanted = [threads.get(f"{PLATFORM}:{lnk.tier}")]
-            wanted += [ref for key, ref in threads.items() if key.endswith(f":{lnk.tier}")]
-            url = next((ref.url for ref in wanted if ref is not None and ref.url), None)
-            if url:
-                out.append(ResolvedLink(label=lnk.label, url=url))
-            else:
-                missing.append(f"{lnk.case_id} {lnk.tier}")
-        if missing and self.clock.now() - message.created_at < LINK_GRACE:
-            raise RetryLater(f"linked thread not posted yet: {', '.join(missing)}", waiting=True)
-        return out
+
+@contextmanager
+def slack_errors(*, posting: bool = False, updating_root: bool = False) -> Iterator[None]:
+    """Web API failures as the outbox understands them (see `classify`).
+
+    `posting`: no answer may still mean posted (MaybePosted). `updating_root`: a deleted root is RootGone.
+    """
+    try:
+        yield
+    except SlackApiError as exc:
+        if updating_root and _error(exc) == "message_not_found":
+            raise RootGone("the thread root was deleted") from exc
+        raise classify(exc) from exc
+    except (TimeoutError, aiohttp.ServerDisconnectedError) as exc:
+        if posting:
+            raise MaybePosted("Slack did not answer in time; the message may be posted") from exc
+        raise classify(exc) from exc
+    except (SlackClientError, aiohttp.ClientError, OSError) as exc:
+        raise classify(exc) from exc
+
+
+def _resolved(links: Sequence[Link]) -> list[ResolvedLink]:
+    return [ResolvedLink(label=label, url=url) for label, url in links]
 
 
 def _error(exc: SlackApiError) -> str:

@@ -1,5 +1,7 @@
-"""The Teams delivery transport: outbox messages to Bot Connector calls.
+"""Teams for the one Delivery (bot.delivery): Bot Connector calls, and what their errors mean.
 
+`TeamsClient` implements `bot.delivery.PlatformClient`; `TeamsTransport` is the Delivery built on
+it (routing, first-card lock, stale-card check, link policy and page rules live in the core).
 A case card opens a new conversation (a post) in the tier's Teams channel; everything after is a
 reply in that thread (`<channel>;messageid=<root>`), and the card itself is updated in place with
 `update_activity` on the stored root id, never posted twice. Pages @mention the paged people in
@@ -12,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
 from botbuilder.schema import (
     Activity,
+    Attachment,
     ChannelAccount,
     ConversationAccount,
     ConversationParameters,
@@ -30,7 +33,10 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 from adapters.teams.inbound import message_link
 from adapters.teams.render import Link, attachment, mention_text, notice_card
 from bot.clock import Clock
-from bot.messages import OutboxMessage, ThreadLink
+from bot.delivery import Delivery, RootGone
+from bot.delivery import Link as CoreLink
+from bot.delivery import resolve_links as core_resolve_links
+from bot.messages import DirectRef, Notice, OutboxMessage, ThreadLink
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
 from bot.store import Store
@@ -41,8 +47,6 @@ THREAD_GAP_S = 0.15  # Teams allows about 7 messages a second per thread
 REFS = "teams-conv"  # conversation references by conversation id
 USERS = "teams-user"  # a person's 1:1 conversation reference by Teams user id (and by Entra object id)
 TEAMS_IDS = "teams-id"  # Entra object id -> Teams user id (29:...), learnt from every activity
-CARD_VERSIONS = "teams-card"
-LINK_WAIT_S = 120  # how long a message waits for a linked thread (on any platform) to be posted
 RETRYABLE = {408, 412, 429, 500, 502, 503, 504}
 PERMANENT = {400, 403, 404, 405, 409, 413}
 
@@ -91,25 +95,15 @@ def _error_code(exc: HttpOperationError) -> str:
 
 async def resolve_links(store: Store, links: list[ThreadLink], *, tenant_id: str | None = None,
                         strict: bool = True) -> list[Link]:
-    """Thread links as (label, url): the Teams thread first, else another platform's.
+    """Thread links as (label, url), by the one link policy of bot.delivery (Teams thread first).
 
-    With `strict`, a link to a thread nobody has posted yet raises RetryLater (the worker tries
-    again once the other platform's worker stored it); otherwise it is left out.
+    With `strict`, a link to a thread nobody has posted yet raises RetryLater; otherwise it is
+    left out. (`tenant_id` is unused: every stored Teams thread carries its link.)
     """
-    out: list[Link] = []
-    for link in links:
-        threads = await store.threads(link.case_id)
-        others = [ref for key, ref in sorted(threads.items()) if key.split(":", 1)[1].lower() == link.tier.lower()]
-        ref = threads.get(f"teams:{link.tier}") or (others[0] if others else None)
-        if ref is None:
-            if strict:
-                raise RetryLater(f"the {link.tier} thread of {link.case_id} is not posted yet", after=2, waiting=True)
-            continue
-        url = ref.url or (message_link(ref.channel, ref.root_id, tenant=tenant_id) if ref.platform == "teams"
-                          else None)
-        if url and url.startswith(("https://", "http://")):
-            out.append((link.label, url))
-    return out
+    found, missing = await core_resolve_links(store, links, "teams")
+    if missing and strict:
+        raise RetryLater(f"linked thread not posted yet: {', '.join(missing)}", waiting=True)
+    return [(link.label, link.url) for link in found]
 
 
 def reference_json(reference: ConversationReference) -> str:
@@ -121,8 +115,8 @@ def reference_from_json(raw: str) -> ConversationReference:
     return reference
 
 
-class TeamsTransport:
-    """Implements bot.outbox.Transport for Teams; one per process, shared by its delivery worker."""
+class TeamsClient:
+    """`bot.delivery.PlatformClient` for Teams: Bot Connector calls, and what their errors mean."""
 
     platform = "teams"
 
@@ -144,76 +138,98 @@ class TeamsTransport:
             key = thread_conversation(address.channel, address.reply_to)
         return (key, self.gap_s) if key else None
 
-    async def deliver(self, message: OutboxMessage) -> str | None:
-        notice, address = message.notice, message.address
-        if notice.kind == "card" and address.thread_case and address.thread_tier:
-            return await self._card(message)
-        if address.thread_case and address.thread_tier:
-            return await self._in_thread(message)
-        if address.user:
-            return await self._direct(message)
-        if address.channel:
-            return await self._post(message)
-        raise Undeliverable(f"no Teams place to deliver a {notice.kind} to")
+    # ---- the thread root ----------------------------------------------------------------------
 
-    # ---- kinds ------------------------------------------------------------------------------
+    async def post_root(self, channel: str, notice: Notice, links: Sequence[CoreLink], *, message_id: str,
+                        thread: str) -> ThreadRef:
+        """A new post in the tier channel opens the thread. The Bot Connector cannot list a channel's
+        posts (find_root is None), so a create that got no answer is retried as an ordinary RetryLater."""
+        root_id = await self._new_post(channel, self._card_activity(notice, links, thread), "post the case card")
+        url = message_link(channel, root_id, root=root_id, tenant=self.tenant_id)
+        log.info("thread opened", platform="teams", thread=thread)
+        return ThreadRef(platform="teams", channel=channel, root_id=root_id, url=url)
 
-    async def _card(self, message: OutboxMessage) -> str | None:
-        """The case card: a new post the first time, an update in place afterwards."""
-        notice, address = message.notice, message.address
-        case_id, tier = address.thread_case or "", address.thread_tier or ""
-        links = await self.links_for(message)
-        activity = Activity(type="message", attachments=[attachment(notice_card(notice, tier=tier, links=links))],
-                            summary=notice.title[:100])
-        thread = await self.store.get_thread(case_id, tier, "teams")
-        if thread is not None:
-            if notice.case_version is not None and not await self.store.newer_version(
-                    CARD_VERSIONS, f"{case_id}:{tier}", notice.case_version):
-                return thread.root_id  # a newer card is already shown
-            activity.id = thread.root_id
-            await self._call("update the case card",
-                             lambda c: c.conversations.update_activity(
-                                 thread_conversation(thread.channel, thread.root_id), thread.root_id, activity))
-            return thread.root_id
-        channel = address.channel
-        if not channel:
-            raise Undeliverable(f"tier {tier} has no Teams channel")
-        # Only one worker may create the thread root; the others wait until it is stored.
-        lock = f"teams-root:{case_id}:{tier}"
-        if not await self.store.claim_once(lock, ttl_s=120):
-            raise RetryLater("the case thread is being posted", after=1, waiting=True)
-        try:
-            root_id = await self._new_post(channel, activity, "post the case card")
-            url = message_link(channel, root_id, root=root_id, tenant=self.tenant_id)
-            await self.store.set_thread(case_id, tier, ThreadRef(platform="teams", channel=channel,
-                                                                  root_id=root_id, url=url))
-            if notice.case_version is not None:
-                await self.store.newer_version(CARD_VERSIONS, f"{case_id}:{tier}", notice.case_version)
-        finally:
-            await self.store.redis.delete(self.store.keys.dedupe(lock))
-        log.info("case thread opened", platform="teams", case_id=case_id, tier=tier)
-        return root_id
+    async def update_root(self, ref: ThreadRef, notice: Notice, links: Sequence[CoreLink], *,
+                          thread: str) -> ThreadRef:
+        activity = self._card_activity(notice, links, thread)
+        activity.id = ref.root_id
+        conversation = thread_conversation(ref.channel, ref.root_id)
+        await self._call("update the case card",
+                         lambda c: c.conversations.update_activity(conversation, ref.root_id, activity),
+                         gone_is_root=True)
+        return ref
 
-    async def _in_thread(self, message: OutboxMessage) -> str | None:
-        address = message.address
-        thread = await self.store.get_thread(address.thread_case or "", address.thread_tier or "", "teams")
-        if thread is None:
-            raise RetryLater("thread root not posted yet", after=1, waiting=True)
-        activity = await self._message_activity(message)
-        conversation = thread_conversation(thread.channel, thread.root_id)
-        return await self._send(conversation, activity, f"reply in {address.thread_key}", self.service_url)
+    async def find_root(self, channel: str, message_id: str) -> ThreadRef | None:
+        return None  # the Bot Connector cannot list a channel's posts
 
-    async def _direct(self, message: OutboxMessage) -> str | None:
+    def _card_activity(self, notice: Notice, links: Sequence[CoreLink], thread: str) -> Activity:
+        # The card's buttons name the thread they refresh; inbound still reads its tier part.
+        tier = thread.rsplit(":", 1)[-1]
+        return Activity(type="message", attachments=[attachment(notice_card(notice, tier=tier, links=links))],
+                        summary=notice.title[:100])
+
+    # ---- replies, direct messages, posts, uploads -------------------------------------------
+
+    async def reply(self, ref: ThreadRef, notice: Notice, links: Sequence[CoreLink]) -> str:
+        activity = await self._message_activity(notice, links)
+        return await self._send(thread_conversation(ref.channel, ref.root_id), activity, "reply in the case thread",
+                                self.service_url) or ""
+
+    async def direct(self, user: str, notice: Notice, links: Sequence[CoreLink]) -> DirectRef:
         """A 1:1 message: through the stored conversation, or a new 1:1 chat in our tenant."""
-        user = message.address.user or ""
-        activity = await self._message_activity(message)
+        activity = await self._message_activity(notice, links)
+        conversation, service_url = await self._chat_with(user)
+        sent = await self._send(conversation, activity, "send a direct message", service_url)
+        return DirectRef(conversation=conversation, message_id=sent or "")
+
+    async def update_direct(self, ref: DirectRef, notice: Notice, links: Sequence[CoreLink]) -> None:
+        activity = await self._message_activity(notice, links)
+        activity.id = ref.message_id
+        await self._call("update a direct message",
+                         lambda c: c.conversations.update_activity(ref.conversation, ref.message_id, activity))
+
+    async def post(self, channel: str, reply_to: str | None, notice: Notice, links: Sequence[CoreLink]) -> str:
+        """A post in a channel (link-back, status), in a thread when `reply_to` names one."""
+        activity = await self._message_activity(notice, links)
+        if reply_to and is_teams_channel(channel):
+            return await self._send(thread_conversation(channel, reply_to), activity,
+                                    "reply in the origin thread", self.service_url) or ""
+        if is_teams_channel(channel) and ";messageid=" not in channel:
+            return await self._new_post(channel, activity, "post in a channel")
+        return await self._send(channel, activity, "post in a chat", self.service_url) or ""
+
+    async def upload(self, channel: str | None, user: str | None, notice: Notice) -> str:
+        """An image, inline (a bot can send images as attachments; other files need SharePoint)."""
+        file = notice.file
+        if file is None or not file.mime_type.startswith("image/"):
+            raise Undeliverable("Teams bots can only send images inline; other files are not supported yet")
+        image = Attachment(content_type=file.mime_type, name=file.filename,
+                           content_url=f"data:{file.mime_type};base64,{file.data_b64}")
+        activity = Activity(type="message", text=notice.title, summary=notice.title[:100], attachments=[image])
+        if user:
+            conversation, service_url = await self._chat_with(user)
+            return await self._send(conversation, activity, "send an image", service_url) or ""
+        target = channel or ""
+        if is_teams_channel(target) and ";messageid=" not in target:
+            return await self._new_post(target, activity, "post an image")
+        return await self._send(target, activity, "send an image", self.service_url) or ""
+
+    # ---- building blocks ------------------------------------------------------------------
+
+    async def teams_id(self, user_id: str) -> str:
+        """The Teams user id (29:...) for a configured id, which may be an Entra object id."""
+        if user_id.startswith("29:"):
+            return user_id
+        return await self.store.get_ref(TEAMS_IDS, user_id) or user_id
+
+    async def _chat_with(self, user: str) -> tuple[str, str]:
+        """The person's 1:1 conversation and its service URL: stored, or a new chat in our tenant."""
         raw = await self.store.get_ref(USERS, user)
         if raw:
             reference = reference_from_json(raw)
             conversation = reference.conversation.id if reference.conversation else None
             if conversation:
-                return await self._send(conversation, activity, "send a direct message",
-                                        reference.service_url or self.service_url)
+                return conversation, reference.service_url or self.service_url
         if not self.tenant_id:
             raise Undeliverable(f"no 1:1 chat with {user} known and no tenant configured to open one")
         params = ConversationParameters(
@@ -227,39 +243,10 @@ class TeamsTransport:
             user=ChannelAccount(id=user), bot=ChannelAccount(id=self.bot_id), channel_id="msteams",
             service_url=self.service_url)
         await self.store.put_ref(USERS, user, reference_json(reference))
-        return await self._send(conversation, activity, "send a direct message", self.service_url)
+        return conversation, self.service_url
 
-    async def _post(self, message: OutboxMessage) -> str | None:
-        """A post in a channel (link-back, status), in a thread when `reply_to` names one."""
-        address = message.address
-        channel = address.channel or ""
-        activity = await self._message_activity(message)
-        if address.reply_to and is_teams_channel(channel):
-            return await self._send(thread_conversation(channel, address.reply_to), activity,
-                                    "reply in the origin thread", self.service_url)
-        if is_teams_channel(channel) and ";messageid=" not in channel:
-            return await self._new_post(channel, activity, "post in a channel")
-        return await self._send(channel, activity, "post in a chat", self.service_url)
-
-    # ---- building blocks ------------------------------------------------------------------
-
-    async def links_for(self, message: OutboxMessage) -> list[Link]:
-        """The notice's thread links; a link that cannot be resolved for long is left out rather
-        than holding the message back for good (the other platform may be down or unconfigured)."""
-        waited = (self.clock.now() - message.created_at).total_seconds()
-        return await resolve_links(self.store, message.notice.links, tenant_id=self.tenant_id,
-                                   strict=waited < LINK_WAIT_S)
-
-    async def teams_id(self, user_id: str) -> str:
-        """The Teams user id (29:...) for a configured id, which may be an Entra object id."""
-        if user_id.startswith("29:"):
-            return user_id
-        return await self.store.get_ref(TEAMS_IDS, user_id) or user_id
-
-    async def _message_activity(self, message: OutboxMessage) -> Activity:
+    async def _message_activity(self, notice: Notice, links: Sequence[CoreLink]) -> Activity:
         """A thread reply, page or direct message: a card, plus @mentions in the text for pages."""
-        notice = message.notice
-        links = await self.links_for(message)
         activity = Activity(type="message", attachments=[attachment(notice_card(notice, links=links))],
                             summary=notice.title[:100])
         if notice.mentions:
@@ -292,14 +279,27 @@ class TeamsTransport:
         return str(sent.id) if sent is not None and sent.id else None
 
     async def _call(self, what: str, call: Callable[[ConnectorClient], Awaitable[Any]], *,
-                    service_url: str | None = None) -> Any:
+                    service_url: str | None = None, gone_is_root: bool = False) -> Any:
         try:
             client = await self.connectors(service_url or self.service_url)
             return await call(client)
         except (RetryLater, Undeliverable):
             raise
         except Exception as exc:  # every connector failure becomes a retry or a dead letter
+            if (gone_is_root and isinstance(exc, HttpOperationError) and exc.response is not None
+                    and int(exc.response.status_code) == 404):
+                raise RootGone("the thread root was deleted") from exc
             raise classify(exc, what) from exc
+
+
+class TeamsTransport(Delivery):
+    """The Delivery for Teams (`bot.outbox.Transport`); one per process, shared by its delivery worker."""
+
+    def __init__(self, *, store: Store, clock: Clock, connectors: ConnectorSource, service_url: str,
+                 bot_id: str, tenant_id: str | None, gap_s: float = THREAD_GAP_S) -> None:
+        self.teams = TeamsClient(store=store, clock=clock, connectors=connectors, service_url=service_url,
+                                 bot_id=bot_id, tenant_id=tenant_id, gap_s=gap_s)
+        super().__init__(client=self.teams, store=store, clock=clock)
 
 
 def _root_of(conversation_id: str | None) -> str | None:

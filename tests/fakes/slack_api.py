@@ -11,9 +11,16 @@ This is how bolt-python tests itself: point `AsyncWebClient(base_url=api.url)` (
         api.fail("chat.postMessage", error="channel_not_found")     # HTTP 200, ok=false
         api.fail("chat.postMessage", status=500, times=None)        # fails until `api.heal()`
         api.fail("chat.postMessage", delay=2)                      # answers (normally) 2 s late
+        api.fail("chat.postMessage", delay=2, done_first=True)     # posts at once, answers 2 s late
         ...
         posts = api.calls_to("chat.postMessage")                   # [Call(method, args, ...)]
         api.messages["C0L2"]                                       # what the channel shows now
+        api.files                                                  # uploaded files by id
+
+Root posts keep their `metadata`, and `conversations.history` answers from `messages` (newest
+first, `limit`, metadata only with `include_all_metadata`), as Slack does. Uploads follow the
+external upload flow: `files.getUploadURLExternal` hands out an upload URL on this server,
+`files.completeUploadExternal` shares the file in `channel_id`.
 
 Besides the Web API (`POST|GET {url}<method>`), it serves `POST {api.response_url}` so a
 Bolt `respond()` (a `response_url` in a payload) is recorded too, as method "response_url";
@@ -66,6 +73,7 @@ class _Failure:
     times: int | None  # None: until healed
     channel: str | None
     delay: float = 0.0
+    done_first: bool = False  # the call takes effect, then the answer is `delay` late
 
 
 @dataclass
@@ -78,6 +86,7 @@ class FakeSlackApi:
     clock: Callable[[], datetime] | None = None  # stamps `Call.at`; default: time.monotonic()
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
     _failures: dict[str, list[_Failure]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     _port: int = 0
@@ -93,6 +102,7 @@ class FakeSlackApi:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{id}", self._response_url)
+        app.router.add_post("/upload/{id}", self._upload)
         app.router.add_get("/socket", self._socket_mode)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -130,13 +140,14 @@ class FakeSlackApi:
 
     def fail(self, method: str, *, status: int = 200, error: str | None = None,
              retry_after: float | None = None, times: int | None = 1, channel: str | None = None,
-             delay: float = 0.0) -> None:
+             delay: float = 0.0, done_first: bool = False) -> None:
         """Make the next `times` calls of `method` fail (None: until `heal`).
 
         `status=429` answers `ratelimited` with a `Retry-After` header (default 1 s);
         `status>=500` answers that status; `status=200` with `error` answers `ok: false`
         (`channel_not_found`, `not_in_channel`, `invalid_auth`, ...). `channel` limits the
-        failure to calls for that channel. `delay` (seconds) answers late, to make a client time out.
+        failure to calls for that channel. `delay` (seconds) answers late, to make a client time out;
+        with `done_first` the call takes effect (the message is posted) before the late answer.
         """
         if status == 429:
             error = error or "ratelimited"
@@ -146,7 +157,7 @@ class FakeSlackApi:
         elif not error and not delay:
             raise ValueError("a failure with status 200 needs an error code or a delay")
         self._failures.setdefault(method, []).append(
-            _Failure(status, error, retry_after, times, channel, delay))
+            _Failure(status, error, retry_after, times, channel, delay, done_first))
 
     def heal(self, method: str | None = None) -> None:
         """Forget the failures of `method` (or of every method)."""
@@ -210,6 +221,11 @@ class FakeSlackApi:
                     token=auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None)
         self.calls.append(call)
         failure = self._take_failure(method, args)
+        if failure is not None and failure.done_first:
+            answer = self._answer(method, args)
+            await asyncio.sleep(failure.delay)
+            call.ok = bool(answer.get("ok"))
+            return web.json_response(answer)
         if failure is not None and failure.delay:
             await asyncio.sleep(failure.delay)
         if failure is not None and failure.error:
@@ -223,6 +239,13 @@ class FakeSlackApi:
         answer = self._answer(method, args)
         call.ok = bool(answer.get("ok"))
         return web.json_response(answer)
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        data = await request.read()
+        self.calls.append(Call(method="upload", args={"id": request.match_info["id"], "size": len(data)},
+                               headers={}, at=self._now()))
+        self.files.setdefault(request.match_info["id"], {})["content"] = data
+        return web.Response(text="OK")
 
     async def _response_url(self, request: web.Request) -> web.Response:
         args = await _args(request)
@@ -251,6 +274,8 @@ class FakeSlackApi:
             ts = f"1700000000.{next(self._ts):06d}"
             message = {"ts": ts, "text": args.get("text", ""), "blocks": _decode(args.get("blocks")),
                        "thread_ts": args.get("thread_ts"), "user": self.bot_user_id}
+            if args.get("metadata"):
+                message["metadata"] = _decode(args["metadata"])
             if method == "chat.postMessage":
                 self.messages.setdefault(channel, []).append(message)
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
@@ -265,6 +290,25 @@ class FakeSlackApi:
             channel, ts = str(args.get("channel", "")), str(args.get("message_ts", ""))
             return {"ok": True, "channel": channel,
                     "permalink": f"{self.workspace_url}archives/{channel}/p{ts.replace('.', '')}"}
+        if method == "conversations.history":
+            history = list(reversed(self.messages.get(str(args.get("channel", "")), [])))
+            history = [m for m in history if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
+            with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+            shown = [{k: v for k, v in m.items() if k != "metadata" or with_metadata}
+                     for m in history[:int(args.get("limit") or 100)]]
+            return {"ok": True, "messages": shown, "has_more": len(history) > len(shown)}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts):08d}"
+            self.files[file_id] = {"id": file_id, "filename": args.get("filename"), "length": args.get("length")}
+            return {"ok": True, "file_id": file_id, "upload_url": f"http://127.0.0.1:{self._port}/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            shared = []
+            for entry in _decode(args.get("files")) or []:
+                file = self.files.setdefault(entry["id"], {"id": entry["id"]})
+                file.update(title=entry.get("title"), channel=args.get("channel_id"),
+                            initial_comment=args.get("initial_comment"))
+                shared.append({"id": entry["id"], "title": entry.get("title")})
+            return {"ok": True, "files": shared}
         if method == "conversations.open":
             users = str(args.get("users", ""))
             return {"ok": True, "channel": {"id": "D" + users.split(",")[0].removeprefix("U")}}

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.teams.delivery import USERS, TeamsTransport
 from bot.clock import FakeClock
-from bot.messages import Address, CardAction, CardField, Mention, Notice, OutboxMessage, ThreadLink
+from bot.messages import Address, CardAction, CardField, FileRef, Mention, Notice, OutboxMessage, ThreadLink
 from bot.model import ThreadRef
 from bot.store import Commit
 from tests.adapters.teams.harness import TeamsHarness, card_text
@@ -310,3 +310,42 @@ async def test_a_link_that_never_resolves_is_left_out_rather_than_losing_the_mes
     [sent] = teams.connector.in_conversation(f"{L2};messageid={thread.root_id}")
     assert "Escalated to L3 Engineering" in card_text(sent.cards[0]) and "actions" not in sent.cards[0]
     assert await teams.runtime.outbox.dead_letters("teams") == []
+
+
+async def test_a_direct_page_is_not_held_back_by_a_missing_thread_and_gets_its_link_once_posted(
+        teams: TeamsHarness) -> None:
+    await teams.post(teams.activity("install_personal", user="ben"))
+    teams.connector.fail_next(429, retry_after=30, op="create_conversation")  # the tier channel is held
+    page = Notice(kind="page", title="You are paged for ESC-1042 (sev1)", case_id="ESC-1042",
+                  links=[ThreadLink(case_id="ESC-1042", tier="L2", label="Open the case thread")])
+
+    await enqueue(teams, in_thread(case_card()), message(page, user="29:ben", private=True))
+    await teams.deliver()
+
+    [sent] = teams.connector.sent
+    assert sent.conversation_id == "a:1personal-ben" and "actions" not in sent.cards[0]
+    assert await teams.runtime.store.get_thread("ESC-1042", "L2", "teams") is None
+
+    teams.runtime.clock.advance(seconds=30)  # type: ignore[attr-defined]
+    await teams.deliver()  # the card is posted; the page's amend, waiting for it, comes due a little later
+    teams.runtime.clock.advance(seconds=10)  # type: ignore[attr-defined]
+    await teams.deliver()
+    thread = await teams.runtime.store.get_thread("ESC-1042", "L2", "teams")
+    assert thread is not None
+    [update] = [u for u in teams.connector.updated if u.conversation_id == "a:1personal-ben"]
+    assert update.status == 200  # the DM sent before (an unknown activity would be a 404)
+    assert teams.connector.messages[update.activity_id or ""].conversation_id == "a:1personal-ben"
+    assert [(a["title"], a["url"]) for a in update.cards[0]["actions"]] == [("Open the case thread", thread.url)]
+    assert len(teams.connector.sent) == 1
+
+
+async def test_an_image_upload_to_a_person_is_sent_inline_in_their_chat(teams: TeamsHarness) -> None:
+    await teams.post(teams.activity("install_personal", user="ben"))
+    chart = FileRef(filename="digest.png", mime_type="image/png", data_b64="iVBORw0KGgo=")
+    await enqueue(teams, message(Notice(kind="upload", title="Weekly digest", file=chart), user="29:ben"))
+    await teams.deliver()
+
+    [sent] = teams.connector.sent
+    assert sent.conversation_id == "a:1personal-ben"
+    assert sent.body["attachments"] == [{"contentType": "image/png", "name": "digest.png",
+                                         "contentUrl": "data:image/png;base64,iVBORw0KGgo="}]

@@ -1,0 +1,360 @@
+"""One delivery for every platform: the rules live here once, a platform only makes the calls.
+
+`Delivery` implements `bot.outbox.Transport` for any platform from a `PlatformClient` (post a
+thread root, update it, reply, DM, post, upload, and find a root after a timeout). It owns:
+
+- routing by notice kind: a `card` is the thread root (posted the first time, updated after);
+  anything else addressed to a thread is a reply under it (`RetryLater(waiting=True)` until the
+  root exists); a message to a user is a DM; to a channel, a post (under `reply_to` if set);
+  `upload` sends a file; `amend` updates a DM page sent before its thread existed;
+- one first-card lock (`SET NX`, ROOT_LOCK_S): the loser updates the winner's root, or waits;
+- one stale-card check (`store.newer_version`): a card older than the one shown is skipped;
+- one link policy: a ThreadLink resolves to this platform's thread, else any platform's thread
+  with a URL; a missing one holds the message back (waiting) up to LINK_GRACE, then it goes
+  without the link;
+- the page rule: a DM page never waits for a link. It goes out at once with what is known, and
+  when a link was missing an `amend` message is queued that waits (up to AMEND_WAIT) for the
+  thread, then updates that DM in place with the link;
+- page merge (`merge`): several page DMs to one person become one DM.
+- root-post reconcile: before posting a root the Delivery records the attempt; when the client
+  says the post may have happened (`MaybePosted`, a timeout), the retry asks `find_root` for it
+  first and reuses what it finds, so a timed-out post is not doubled.
+
+Platform errors are classified by the client (RetryLater / Undeliverable); the outbox worker
+owns retries, holds, pacing and dead letters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import NamedTuple, Protocol
+
+import structlog
+
+from bot.clock import Clock
+from bot.messages import Address, DirectRef, Notice, OutboxMessage, ThreadLink
+from bot.model import ThreadRef
+from bot.outbox import RetryLater, Undeliverable
+from bot.store import Commit, Store
+
+log = structlog.get_logger("escalator.delivery")
+
+LINK_GRACE = timedelta(seconds=15)  # a linked thread is usually posted within a second or two
+AMEND_WAIT = timedelta(minutes=10)  # below the outbox's WAIT_LIMIT: an amend that never resolves is dropped
+ROOT_LOCK_S = 60  # longer than any client timeout, short enough that a crashed poster frees the thread
+ATTEMPT_TTL_S = 24 * 3600
+
+__all__ = ["AMEND_WAIT", "LINK_GRACE", "ROOT_LOCK_S", "Delivery", "DirectRef", "Link", "MaybePosted",
+           "PlatformClient", "RootGone", "resolve_links", "thread_of"]
+
+
+class Link(NamedTuple):
+    """A ThreadLink resolved to a URL (a tuple, so `(label, url)` unpacks)."""
+
+    label: str
+    url: str
+
+
+class MaybePosted(RetryLater):
+    """post_root got no answer (a timeout): the root may be posted. The retry looks for it first."""
+
+
+class RootGone(Exception):
+    """update_root: the root message no longer exists (deleted by someone); post a new one."""
+
+
+class PlatformClient(Protocol):
+    """What a platform implements; each method raises RetryLater / Undeliverable for its errors.
+
+    A client receives channels, users, ThreadRefs and DirectRefs, never case ids or tiers;
+    `thread` is an opaque thread name to tag a root with (Slack metadata, Teams card buttons).
+    """
+
+    platform: str
+
+    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
+        """(key, seconds between messages) to pace on; see `bot.outbox.Transport.pace`."""
+        ...
+
+    async def post_root(self, channel: str, notice: Notice, links: Sequence[Link], *, message_id: str,
+                        thread: str) -> ThreadRef:
+        """Post a thread root (a card) tagged with `message_id`; raise MaybePosted on a timeout."""
+        ...
+
+    async def update_root(self, ref: ThreadRef, notice: Notice, links: Sequence[Link], *,
+                          thread: str) -> ThreadRef:
+        """Update the root in place; return the ref (with a URL if one was learnt); RootGone if deleted."""
+        ...
+
+    async def find_root(self, channel: str, message_id: str) -> ThreadRef | None:
+        """The root an earlier `post_root(message_id=...)` posted, if the platform can tell; else None."""
+        ...
+
+    async def reply(self, ref: ThreadRef, notice: Notice, links: Sequence[Link]) -> str:
+        """A reply in the thread; returns the platform's message id."""
+        ...
+
+    async def direct(self, user: str, notice: Notice, links: Sequence[Link]) -> DirectRef:
+        """A direct message to a person; returns where it is, to update it later."""
+        ...
+
+    async def update_direct(self, ref: DirectRef, notice: Notice, links: Sequence[Link]) -> None:
+        """Replace a direct message sent earlier."""
+        ...
+
+    async def post(self, channel: str, reply_to: str | None, notice: Notice, links: Sequence[Link]) -> str:
+        """A post in a channel, in the thread of the raw platform id `reply_to` if given."""
+        ...
+
+    async def upload(self, channel: str | None, user: str | None, notice: Notice) -> str:
+        """Upload `notice.file` to a channel or (when `user` is set) a person; returns its id."""
+        ...
+
+
+# ---- thread identity: the only place that knows how a thread is named and stored ---------
+
+
+def thread_of(address: Address) -> str | None:
+    """The name of the thread an address points at (`case:ESC-1:L2`, `incident:INC-3`), if any."""
+    return address.thread
+
+
+def _name(thread: str) -> str:
+    return thread
+
+
+async def _thread_ref(store: Store, thread: str, platform: str) -> ThreadRef | None:
+    return await store.thread(thread, platform)
+
+
+async def _set_thread_ref(store: Store, thread: str, ref: ThreadRef) -> None:
+    await store.set_thread_ref(thread, ref)
+
+
+async def _link_refs(store: Store, link: ThreadLink, platform: str) -> list[ThreadRef]:
+    """The linked thread on every platform, this platform's first."""
+    refs = [ref for _, ref in sorted((await store.thread_refs(link.thread)).items())]
+    return sorted(refs, key=lambda ref: ref.platform != platform)
+
+
+# ---- the one link policy -------------------------------------------------------------------
+
+
+async def resolve_links(store: Store, links: Sequence[ThreadLink], platform: str) -> tuple[list[Link], list[str]]:
+    """ThreadLinks as URLs (this platform's thread first, else any with a URL), and what is missing."""
+    found: list[Link] = []
+    missing: list[str] = []
+    for link in links:
+        refs = await _link_refs(store, link, platform)
+        url = next((ref.url for ref in refs if ref.url and ref.url.startswith(("https://", "http://"))), None)
+        if url:
+            found.append(Link(link.label, url))
+        else:
+            missing.append(link.thread)
+    return found, missing
+
+
+class Delivery:
+    """`bot.outbox.Transport` for any platform: the rules, with `client` making the calls."""
+
+    def __init__(self, *, client: PlatformClient, store: Store, clock: Clock) -> None:
+        self.client = client
+        self.store = store
+        self.clock = clock
+        self.platform = client.platform
+
+    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
+        return self.client.pace(message)
+
+    async def deliver(self, message: OutboxMessage) -> str | None:
+        """Send one outbox message; returns the platform id of what was posted or updated."""
+        kind, address = message.notice.kind, message.address
+        thread = thread_of(address)
+        if kind == "amend":
+            return await self._amend(message)
+        if kind == "upload":
+            return await self._upload(message)
+        if kind == "card" and thread:
+            return await self._card(message, thread)
+        if thread:
+            return await self._reply(message, thread)
+        if address.user:
+            return await self._direct(message)
+        if address.channel:
+            return await self._post(message)
+        raise Undeliverable(f"a {kind} notice with nowhere to go: {address.model_dump(exclude_none=True)}")
+
+    def merge(self, messages: Sequence[OutboxMessage]) -> OutboxMessage | None:
+        """Several queued page DMs to one person as one DM; None if they are not that."""
+        if len(messages) < 2:
+            return None
+        first = messages[0]
+        if any(m.notice.kind != "page" or not m.address.user or thread_of(m.address)
+               or (m.address.platform, m.address.user) != (first.address.platform, first.address.user)
+               for m in messages):
+            return None
+        notices = [m.notice for m in messages]
+        cases = list(dict.fromkeys(n.case_id or n.title for n in notices))
+        lines = [f"{n.case_id or n.title}" + (f" ({n.severity})" if n.severity else "")
+                 + f": {(n.text.splitlines() or [n.title])[0]}" for n in notices]
+        links = list(dict.fromkeys(ThreadLink(thread=lk.thread, label=f"Open {lk.case_id or lk.label}")
+                                   for n in notices for lk in n.links))
+        severities = sorted(n.severity for n in notices if n.severity)
+        notice = Notice(kind="page", title="Paged for " + ", ".join(cases), text="\n".join(lines),
+                        links=links, actions=list(dict.fromkeys(a for n in notices for a in n.actions)),
+                        mentions=list(dict.fromkeys(p for n in notices for p in n.mentions)),
+                        severity=severities[0] if severities else None, private=any(n.private for n in notices))
+        digest = hashlib.sha1("|".join(m.id for m in messages).encode()).hexdigest()[:16]
+        return OutboxMessage(id=f"merged-{digest}", address=first.address.model_copy(
+            update={"private": any(m.address.private for m in messages)}),
+            notice=notice, created_at=min(m.created_at for m in messages))
+
+    # ---- the thread root ---------------------------------------------------------------
+
+    async def _card(self, message: OutboxMessage, thread: str) -> str | None:
+        notice = message.notice
+        if notice.case_version is not None and not await self.store.newer_version(
+                "card-version", f"{self.platform}:{_name(thread)}", notice.case_version):
+            log.info("stale card skipped", platform=self.platform, thread=_name(thread), version=notice.case_version)
+            return None
+        links = await self._links(message)
+        ref = await _thread_ref(self.store, thread, self.platform)
+        if ref is not None:
+            return await self._update_root(message, thread, ref, links)
+        return await self._post_root(message, thread, links)
+
+    async def _update_root(self, message: OutboxMessage, thread: str, ref: ThreadRef,
+                           links: list[Link]) -> str:
+        self._guard_private(message, ref)
+        try:
+            updated = await self.client.update_root(ref, message.notice, links, thread=_name(thread))
+        except RootGone:
+            log.warning("thread root was deleted; posting it again", platform=self.platform, thread=_name(thread))
+            await self.store.redis.delete(self._lock(thread))
+            return await self._post_root(message, thread, links)
+        if updated != ref:
+            await _set_thread_ref(self.store, thread, updated)
+        return updated.root_id
+
+    async def _post_root(self, message: OutboxMessage, thread: str, links: list[Link]) -> str:
+        channel = message.address.channel
+        if not channel:
+            raise Undeliverable(f"no {self.platform} channel configured for the thread {_name(thread)}")
+        redis, lock = self.store.redis, self._lock(thread)
+        # Two workers must not both post a first root: the loser updates the winner's, or waits.
+        mine = await redis.set(lock, message.id, nx=True, ex=ROOT_LOCK_S)
+        if not mine and _text(await redis.get(lock)) != message.id:
+            existing = await _thread_ref(self.store, thread, self.platform)
+            if existing is None:
+                raise RetryLater("another worker is posting this thread root", waiting=True)
+            return await self._update_root(message, thread, existing, links)
+        attempt = self.store.keys.dedupe(f"root-attempt:{self.platform}:{_name(thread)}")
+        ref: ThreadRef | None = None
+        earlier = _text(await redis.get(attempt))
+        if earlier:  # an earlier post got no answer: it may be there already
+            ref = await self.client.find_root(channel, earlier)
+            if ref is not None:
+                log.info("reusing a root posted without an answer", platform=self.platform, thread=_name(thread))
+                if earlier != message.id:
+                    ref = await self.client.update_root(ref, message.notice, links, thread=_name(thread))
+        if ref is None:
+            await redis.set(attempt, message.id, ex=ATTEMPT_TTL_S)
+            try:
+                ref = await self.client.post_root(channel, message.notice, links, message_id=message.id,
+                                                  thread=_name(thread))
+            except MaybePosted:
+                await redis.delete(lock)  # the attempt record makes the retry look before posting
+                raise
+            except (RetryLater, Undeliverable):
+                await redis.delete(attempt, lock)  # nothing was posted: let a retry post
+                raise
+        # Remember the root first: from here on, a retry updates instead of posting again.
+        await _set_thread_ref(self.store, thread, ref)
+        await redis.delete(attempt)
+        log.info("thread root posted", platform=self.platform, thread=_name(thread), channel=ref.channel)
+        return ref.root_id
+
+    def _lock(self, thread: str) -> str:
+        return self.store.keys.dedupe(f"root:{self.platform}:{_name(thread)}")
+
+    # ---- replies, direct messages, posts, uploads ----------------------------------------
+
+    async def _reply(self, message: OutboxMessage, thread: str) -> str:
+        ref = await _thread_ref(self.store, thread, self.platform)
+        if ref is None:
+            # No `after`: the worker's backoff keeps in step with the root's own retries.
+            raise RetryLater("thread root not posted yet", waiting=True)
+        self._guard_private(message, ref)
+        return await self.client.reply(ref, message.notice, await self._links(message))
+
+    async def _direct(self, message: OutboxMessage) -> str:
+        user, notice = message.address.user or "", message.notice
+        if notice.kind != "page":
+            return (await self.client.direct(user, notice, await self._links(message))).message_id
+        # A page waits for nothing but its own channel: send now, add missing links later.
+        links, missing = await resolve_links(self.store, notice.links, self.platform)
+        sent = await self.client.direct(user, notice, links)
+        if missing:
+            await self._queue_amend(message, sent)
+        return sent.message_id
+
+    async def _queue_amend(self, message: OutboxMessage, sent: DirectRef) -> None:
+        amend = OutboxMessage(id=f"{message.id}:amend", address=message.address,
+                              notice=message.notice.model_copy(update={"kind": "amend", "amends": sent}),
+                              created_at=self.clock.now())
+        # The dedupe key: a page delivered twice (a crash before its ack) queues one amend.
+        await self.store.commit(Commit(messages=[amend]), dedupe_key=f"amend:{self.platform}:{message.id}")
+        log.info("page sent without its thread link; amend queued", platform=self.platform,
+                 case_id=message.notice.case_id)
+
+    async def _amend(self, message: OutboxMessage) -> str | None:
+        notice = message.notice
+        if notice.amends is None or not message.address.user:
+            raise Undeliverable("an amend needs the direct message it updates")
+        links, missing = await resolve_links(self.store, notice.links, self.platform)
+        if missing:
+            if self.clock.now() - message.created_at < AMEND_WAIT:
+                raise RetryLater(f"waiting for {', '.join(missing)} to add its link to the page", waiting=True)
+            log.warning("page amend dropped: the thread never appeared", platform=self.platform,
+                     case_id=notice.case_id, missing=missing)
+            return None
+        await self.client.update_direct(notice.amends, notice.model_copy(update={"kind": "page", "amends": None}),
+                                        links)
+        return notice.amends.message_id
+
+    async def _post(self, message: OutboxMessage) -> str:
+        address = message.address
+        return await self.client.post(address.channel or "", address.reply_to, message.notice,
+                                      await self._links(message))
+
+    async def _upload(self, message: OutboxMessage) -> str:
+        address = message.address
+        if message.notice.file is None:
+            raise Undeliverable("an upload notice without a file")
+        if not (address.user or address.channel):
+            raise Undeliverable("an upload with nowhere to go")
+        return await self.client.upload(None if address.user else address.channel, address.user, message.notice)
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    async def _links(self, message: OutboxMessage) -> list[Link]:
+        """The message's links; a missing one holds it back up to LINK_GRACE, then it goes without."""
+        found, missing = await resolve_links(self.store, message.notice.links, self.platform)
+        if missing and self.clock.now() - message.created_at < LINK_GRACE:
+            raise RetryLater(f"linked thread not posted yet: {', '.join(missing)}", waiting=True)
+        return found
+
+    def _guard_private(self, message: OutboxMessage, ref: ThreadRef) -> None:
+        """A private case's message goes to its private channel and nowhere else."""
+        address = message.address
+        if address.private and address.channel and ref.channel != address.channel:
+            raise Undeliverable(f"private case thread is in {ref.channel}, not in its private channel "
+                                f"{address.channel}; not cross-posting")
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
