@@ -1,0 +1,315 @@
+"""Pure expert matching for swarms: which skills a case needs, and who should be invited.
+
+No store, no clock: the caller passes the people (with their load and recent invitations) and
+the time, so every rule is tested from a table and the benchmark runs without Redis.
+
+Matching is greedy set cover: take the person who covers the most still-uncovered skills, repeat.
+Finding the true smallest cover is NP-hard; greedy is within a factor ln(n) of it, and with the
+handful of skills a case needs and a cap of a few invitations it almost always finds the optimum.
+It is also explainable: each pick is "the best remaining person for what is still missing".
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from bot.config import Person
+
+FAIRNESS_WINDOW = timedelta(days=7)
+END_OF_DAY = time(23, 59, 59)  # what the config stores for "24:00"
+
+
+# ---- skills needed ---------------------------------------------------------------------
+
+
+def _norm(skill: str) -> str:
+    return skill.strip().lower()
+
+
+def _unique(skills: Iterable[str]) -> list[str]:
+    """Lower-cased, without blanks or repeats, first occurrence first."""
+    seen: dict[str, None] = {}
+    for s in skills:
+        if s := _norm(s):
+            seen.setdefault(s, None)
+    return list(seen)
+
+
+@lru_cache(maxsize=1024)
+def _word_pattern(keyword: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)")
+
+
+def skills_needed(explicit: Sequence[str] | None, category: str | None, text: str,
+                  customer_area: str | None, skill_map: Mapping[str, Sequence[str]]) -> list[str]:
+    """The skills a swarm should cover: the explicit list if given, else derived from the case.
+
+    Derived skills come, in this order, from the case category, from every map key found as a whole
+    word (or phrase) in the text, and from the customer's product area, all looked up in `skill_map`
+    (the config's `swarm.skills:`, {category or keyword: [skills]}).
+    """
+    if explicit and (wanted := _unique(explicit)):
+        return wanted
+    lowered = {_norm(k): v for k, v in skill_map.items()}
+    found: list[str] = []
+    if category and (skills := lowered.get(_norm(category))):
+        found += skills
+    body = text.lower()
+    found += [s for key, skills in lowered.items() if key and _word_pattern(key).search(body) for s in skills]
+    if customer_area and (skills := lowered.get(_norm(customer_area))):
+        found += skills
+    return _unique(found)
+
+
+def suggest_skills(word: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """Known skills that look like a mistyped one, for "unknown skill 'dtabase' (did you mean database?)"."""
+    return difflib.get_close_matches(_norm(word), sorted({_norm(k) for k in known}), n=n, cutoff=0.6)
+
+
+# ---- people and availability -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hours:
+    """Working hours in the person's own time zone; start > end means a night shift."""
+
+    start: time
+    end: time
+    days: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday=0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One person as matching sees them at one moment: skills, hours, and how busy they are."""
+
+    key: str
+    name: str
+    skills: frozenset[str]
+    timezone: str = "UTC"
+    hours: Hours | None = None  # None: any time
+    on_leave: bool = False
+    open_cases: int = 0
+    swarms: int = 0
+    max_load: int = 5
+    invitations_7d: int = 0
+
+    @property
+    def load(self) -> int:
+        return self.open_cases + self.swarms
+
+    @classmethod
+    def from_person(cls, key: str, person: Person, default_tz: str, *, open_cases: int = 0, swarms: int = 0,
+                    invitations_7d: int = 0, on_leave: bool = False) -> Candidate:
+        """A candidate from a configured person plus the live figures the store knows."""
+        hours = None
+        if person.hours is not None:
+            hours = Hours(person.hours.start, person.hours.end, frozenset(person.hours.days))
+        return cls(key=key, name=person.name, skills=frozenset(_unique(person.skills)),
+                   timezone=person.timezone or default_tz, hours=hours, on_leave=on_leave,
+                   open_cases=open_cases, swarms=swarms, max_load=person.max_load, invitations_7d=invitations_7d)
+
+
+def recent_invitations(invited_at: Iterable[datetime], now: datetime) -> int:
+    """How many invitations fall in the fairness window (the last 7 days up to `now`)."""
+    since = now - FAIRNESS_WINDOW
+    return sum(1 for at in invited_at if since < at <= now)
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def in_hours(c: Candidate, now: datetime) -> bool:
+    """Within their working hours, on their own wall clock (so DST moves with them)."""
+    if c.hours is None:
+        return True
+    local = now.astimezone(_zone(c.timezone))
+    t, day, h = local.time(), local.weekday(), c.hours
+    if h.start <= h.end:
+        return day in h.days and h.start <= t and (t < h.end or h.end == END_OF_DAY)
+    # a night shift belongs to the day it starts on
+    return (day in h.days and t >= h.start) or ((day - 1) % 7 in h.days and t < h.end)
+
+
+Unavailable = Literal["on leave", "off hours", "at full load"]
+
+
+def why_unavailable(c: Candidate, now: datetime) -> Unavailable | None:
+    """None when the person can take a swarm now, else the first reason they cannot."""
+    if c.on_leave:
+        return "on leave"
+    if c.load >= c.max_load:
+        return "at full load"
+    if not in_hours(c, now):
+        return "off hours"
+    return None
+
+
+def is_available(c: Candidate, now: datetime) -> bool:
+    """Not on leave, below their maximum load, and within their working hours."""
+    return why_unavailable(c, now) is None
+
+
+# ---- matching --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One person to invite, with the needed skills they were picked for."""
+
+    key: str
+    name: str
+    covers: tuple[str, ...]
+    open_cases: int = 0
+    swarms: int = 0
+
+    @property
+    def line(self) -> str:
+        """The one-line explanation for the swarm thread: "Dev Patel: api, database; 1 open case"."""
+        return f"{self.name}: {', '.join(self.covers)}; {_load_label(self.open_cases, self.swarms)}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def _load_label(open_cases: int, swarms: int) -> str:
+    parts = [_count(n, noun) for n, noun in ((open_cases, "open case"), (swarms, "swarm")) if n]
+    return ", ".join(parts) or "no open cases"
+
+
+Reason = Literal["nobody has it", "nobody free", "already asked", "invitation cap"]
+
+
+@dataclass(frozen=True)
+class Uncovered:
+    """A needed skill nobody will cover, and why, for the thread and the lead."""
+
+    skill: str
+    reason: Reason
+    detail: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.skill}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Match:
+    """Who to invite, what that covers, and what stays missing."""
+
+    picks: tuple[Pick, ...]
+    covered: tuple[str, ...]
+    uncovered: tuple[Uncovered, ...]
+    members: tuple[str, ...] = ()  # always-included people (owner, on-call): members, not invitations
+
+    @property
+    def lines(self) -> list[str]:
+        return [p.line for p in self.picks]
+
+
+@dataclass
+class _Pool:
+    """The people who have at least one needed skill, split by whether they can be invited now."""
+
+    open: list[tuple[Candidate, frozenset[str]]] = field(default_factory=list)
+    blocked: dict[str, list[tuple[Candidate, Unavailable]]] = field(default_factory=dict)  # skill -> (who, why)
+    asked: dict[str, list[Candidate]] = field(default_factory=dict)  # skill -> excluded people with it
+
+
+def _rank(c: Candidate, gain: int) -> tuple[int, int, int, str, str]:
+    # availability is a filter (only available people are picked), so it needs no place here
+    return (-gain, c.load, c.invitations_7d, c.name.lower(), c.key)
+
+
+def match(needed: Sequence[str], candidates: Iterable[Candidate], now: datetime, cap: int,
+          exclude: Collection[str] = (), always_include: Collection[str] = ()) -> Match:
+    """The smallest set of available people (at most `cap`) covering `needed`, by greedy set cover.
+
+    Ties go to: more still-uncovered skills; lower load; fewer invitations in the last 7 days;
+    then name and key, so the same input always gives the same answer. `always_include` (the case
+    owner, the tier's on-call) are members from the start: their skills count as covered and they
+    are never invited. `exclude` (declined, timed out, already invited) are never picked.
+    """
+    wanted = _unique(needed)
+    wanted_set = frozenset(wanted)
+    members = tuple(dict.fromkeys(always_include))
+    member_set, excluded = set(members), set(exclude)
+    covered: set[str] = set()
+    pool = _Pool()
+    for c in candidates:
+        has = c.skills & wanted_set
+        if c.key in member_set:
+            covered |= has
+            continue
+        if not has:
+            continue
+        if c.key in excluded:
+            for s in has:
+                pool.asked.setdefault(s, []).append(c)
+        elif (why := why_unavailable(c, now)) is not None:
+            for s in has:
+                pool.blocked.setdefault(s, []).append((c, why))
+        else:
+            pool.open.append((c, has))
+    uncovered = wanted_set - covered
+    picks: list[Pick] = []
+    open_ = pool.open
+    while uncovered and len(picks) < cap:
+        best: tuple[int, int, int, str, str] | None = None
+        best_at = -1
+        for i, (c, has) in enumerate(open_):
+            if gain := len(has & uncovered):
+                rank = _rank(c, gain)
+                if best is None or rank < best:
+                    best, best_at = rank, i
+        if best is None:
+            break
+        c, has = open_.pop(best_at)
+        newly = has & uncovered
+        picks.append(Pick(c.key, c.name, tuple(s for s in wanted if s in newly), c.open_cases, c.swarms))
+        uncovered -= newly
+        covered |= newly
+    capped = bool(uncovered) and len(picks) >= cap and any(has & uncovered for _, has in open_)
+    missing = tuple(_explain(s, pool, now, cap, capped) for s in wanted if s in uncovered)
+    return Match(picks=tuple(picks), covered=tuple(s for s in wanted if s in covered), uncovered=missing,
+                 members=members)
+
+
+def _explain(skill: str, pool: _Pool, now: datetime, cap: int, capped: bool) -> Uncovered:
+    if capped and any(skill in has for _, has in pool.open):
+        return Uncovered(skill, "invitation cap", f"not invited: the swarm already invites {cap} (swarm.experts)")
+    blocked = sorted(pool.blocked.get(skill, []), key=lambda cw: (cw[0].name.lower(), cw[0].key))
+    if blocked:
+        shown = ", ".join(f"{c.name} {_unavailable_label(c, why, now)}" for c, why in blocked[:3])
+        more = f" and {len(blocked) - 3} more" if len(blocked) > 3 else ""
+        return Uncovered(skill, "nobody free", f"nobody with it is free ({shown}{more})")
+    if pool.asked.get(skill):
+        return Uncovered(skill, "already asked", "everyone with it has already been asked")
+    return Uncovered(skill, "nobody has it", "nobody has this skill")
+
+
+def _unavailable_label(c: Candidate, why: Unavailable, now: datetime) -> str:
+    if why == "at full load":
+        return f"at full load {c.load}/{c.max_load}"
+    if why == "off hours" and c.hours is not None:
+        return f"off hours, {c.hours.start:%H:%M}-{c.hours.end:%H:%M} {c.timezone}"
+    return why
+
+
+def next_candidate(needed_uncovered: Sequence[str], candidates: Iterable[Candidate], now: datetime,
+                   already_asked: Collection[str]) -> Pick | None:
+    """The best person to invite after a decline or an unanswered invitation, or None if nobody is left.
+
+    `already_asked` holds everyone invited so far (joined, declined or timed out) and the members.
+    """
+    found = match(needed_uncovered, candidates, now, cap=1, exclude=already_asked)
+    return found.picks[0] if found.picks else None
