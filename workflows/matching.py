@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from typing import Literal
@@ -127,12 +127,18 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@lru_cache(maxsize=1024)
+def _local(now: datetime, zone: str) -> tuple[int, time]:
+    """Weekday and wall-clock time in `zone`; cached because a match asks once per person, not per zone."""
+    local = now.astimezone(_zone(zone))
+    return local.weekday(), local.time()
+
+
 def in_hours(c: Candidate, now: datetime) -> bool:
     """Within their working hours, on their own wall clock (so DST moves with them)."""
     if c.hours is None:
         return True
-    local = now.astimezone(_zone(c.timezone))
-    t, day, h = local.time(), local.weekday(), c.hours
+    (day, t), h = _local(now, c.timezone), c.hours
     if h.start <= h.end:
         return day in h.days and h.start <= t and (t < h.end or h.end == END_OF_DAY)
     # a night shift belongs to the day it starts on
@@ -216,18 +222,12 @@ class Match:
         return [p.line for p in self.picks]
 
 
-@dataclass
-class _Pool:
-    """The people who have at least one needed skill, split by whether they can be invited now."""
-
-    open: list[tuple[Candidate, frozenset[str]]] = field(default_factory=list)
-    blocked: dict[str, list[tuple[Candidate, Unavailable]]] = field(default_factory=dict)  # skill -> (who, why)
-    asked: dict[str, list[Candidate]] = field(default_factory=dict)  # skill -> excluded people with it
+Order = tuple[int, int, str, str]
 
 
-def _rank(c: Candidate, gain: int) -> tuple[int, int, int, str, str]:
-    # availability is a filter (only available people are picked), so it needs no place here
-    return (-gain, c.load, c.invitations_7d, c.name.lower(), c.key)
+def _order(c: Candidate) -> Order:
+    """Among people who cover as much: lower load, fewer recent invitations, then name and key."""
+    return (c.load, c.invitations_7d, c.name.lower(), c.key)
 
 
 def match(needed: Sequence[str], candidates: Iterable[Candidate], now: datetime, cap: int,
@@ -235,7 +235,8 @@ def match(needed: Sequence[str], candidates: Iterable[Candidate], now: datetime,
     """The smallest set of available people (at most `cap`) covering `needed`, by greedy set cover.
 
     Ties go to: more still-uncovered skills; lower load; fewer invitations in the last 7 days;
-    then name and key, so the same input always gives the same answer. `always_include` (the case
+    then name and key, so the same input always gives the same answer. Availability is a filter,
+    not a tie-break: only people who can take the swarm now are invited. `always_include` (the case
     owner, the tier's on-call) are members from the start: their skills count as covered and they
     are never invited. `exclude` (declined, timed out, already invited) are never picked.
     """
@@ -243,58 +244,71 @@ def match(needed: Sequence[str], candidates: Iterable[Candidate], now: datetime,
     wanted_set = frozenset(wanted)
     members = tuple(dict.fromkeys(always_include))
     member_set, excluded = set(members), set(exclude)
+    people = list(candidates)
     covered: set[str] = set()
-    pool = _Pool()
-    for c in candidates:
+    # Greedy never picks two people with the same needed skills (the second would add nothing),
+    # so only the best free person per combination matters: at most 2^len(needed) - 1 of them.
+    best: dict[frozenset[str], tuple[Order, Candidate]] = {}
+    for c in people:
         has = c.skills & wanted_set
-        if c.key in member_set:
-            covered |= has
-            continue
         if not has:
             continue
-        if c.key in excluded:
-            for s in has:
-                pool.asked.setdefault(s, []).append(c)
-        elif (why := why_unavailable(c, now)) is not None:
-            for s in has:
-                pool.blocked.setdefault(s, []).append((c, why))
-        else:
-            pool.open.append((c, has))
+        if c.key in member_set:
+            covered |= has
+        elif c.key not in excluded:
+            order = _order(c)
+            held = best.get(has)
+            if (held is None or order < held[0]) and why_unavailable(c, now) is None:
+                best[has] = (order, c)
     uncovered = wanted_set - covered
     picks: list[Pick] = []
-    open_ = pool.open
     while uncovered and len(picks) < cap:
-        best: tuple[int, int, int, str, str] | None = None
-        best_at = -1
-        for i, (c, has) in enumerate(open_):
-            if gain := len(has & uncovered):
-                rank = _rank(c, gain)
-                if best is None or rank < best:
-                    best, best_at = rank, i
-        if best is None:
+        choice: tuple[tuple[int, Order], frozenset[str]] | None = None
+        for has, (order, _) in best.items():
+            if (gain := len(has & uncovered)) and (choice is None or (-gain, order) < choice[0]):
+                choice = ((-gain, order), has)
+        if choice is None:
             break
-        c, has = open_.pop(best_at)
-        newly = has & uncovered
+        _, c = best.pop(choice[1])
+        newly = choice[1] & uncovered
         picks.append(Pick(c.key, c.name, tuple(s for s in wanted if s in newly), c.open_cases, c.swarms))
         uncovered -= newly
         covered |= newly
-    capped = bool(uncovered) and len(picks) >= cap and any(has & uncovered for _, has in open_)
-    missing = tuple(_explain(s, pool, now, cap, capped) for s in wanted if s in uncovered)
+    capped = {s for has in best for s in has & uncovered} if len(picks) >= cap else set()
+    missing = _explain([s for s in wanted if s in uncovered], people, now, cap, capped, member_set | excluded,
+                       excluded)
     return Match(picks=tuple(picks), covered=tuple(s for s in wanted if s in covered), uncovered=missing,
                  members=members)
 
 
-def _explain(skill: str, pool: _Pool, now: datetime, cap: int, capped: bool) -> Uncovered:
-    if capped and any(skill in has for _, has in pool.open):
-        return Uncovered(skill, "invitation cap", f"not invited: the swarm already invites {cap} (swarm.experts)")
-    blocked = sorted(pool.blocked.get(skill, []), key=lambda cw: (cw[0].name.lower(), cw[0].key))
-    if blocked:
-        shown = ", ".join(f"{c.name} {_unavailable_label(c, why, now)}" for c, why in blocked[:3])
-        more = f" and {len(blocked) - 3} more" if len(blocked) > 3 else ""
-        return Uncovered(skill, "nobody free", f"nobody with it is free ({shown}{more})")
-    if pool.asked.get(skill):
-        return Uncovered(skill, "already asked", "everyone with it has already been asked")
-    return Uncovered(skill, "nobody has it", "nobody has this skill")
+def _explain(skills: list[str], people: list[Candidate], now: datetime, cap: int, capped: set[str],
+             skip: set[str], excluded: set[str]) -> tuple[Uncovered, ...]:
+    """Why each skill stays uncovered: the cap, who has it but is not free, or nobody at all."""
+    if not skills:
+        return ()
+    blocked: dict[str, list[tuple[Candidate, Unavailable]]] = {s: [] for s in skills}
+    asked: set[str] = set()
+    for c in people:
+        for s in c.skills.intersection(skills):
+            if c.key in excluded:
+                asked.add(s)
+            elif c.key not in skip and (why := why_unavailable(c, now)) is not None:
+                blocked[s].append((c, why))
+    found: list[Uncovered] = []
+    for s in skills:
+        busy = sorted(blocked[s], key=lambda cw: (cw[0].name.lower(), cw[0].key))
+        if s in capped:
+            detail = f"not invited: the swarm already invites {cap} (swarm.experts)"
+            found.append(Uncovered(s, "invitation cap", detail))
+        elif busy:
+            shown = ", ".join(f"{c.name} {_unavailable_label(c, why, now)}" for c, why in busy[:3])
+            more = f" and {len(busy) - 3} more" if len(busy) > 3 else ""
+            found.append(Uncovered(s, "nobody free", f"nobody with it is free ({shown}{more})"))
+        elif s in asked:
+            found.append(Uncovered(s, "already asked", "everyone with it has already been asked"))
+        else:
+            found.append(Uncovered(s, "nobody has it", "nobody has this skill"))
+    return tuple(found)
 
 
 def _unavailable_label(c: Candidate, why: Unavailable, now: datetime) -> str:

@@ -318,3 +318,41 @@ def test_after_an_unanswered_invitation_the_next_candidate_is_chosen_at_the_new_
 def test_nobody_left_means_no_next_candidate() -> None:
     assert next_candidate(["fraud"], PEOPLE, NOW, {"fay"}) is None
     assert next_candidate([], PEOPLE, NOW, set()) is None
+
+
+# ---- the fast path agrees with the plain definition ------------------------------------
+
+
+def plain_greedy(needed: list[str], candidates: list[Candidate], now: datetime, cap: int,
+                 exclude: set[str], members: set[str]) -> list[str]:
+    """Greedy set cover written the obvious way: rescan every free person for every pick."""
+    covered = {s for c in candidates if c.key in members for s in c.skills}
+    uncovered = set(needed) - covered
+    free = [c for c in candidates if c.key not in exclude | members and is_available(c, now)]
+    picks: list[str] = []
+    while uncovered and len(picks) < cap:
+        scored = [(-len(c.skills & uncovered), c.load, c.invitations_7d, c.name.lower(), c.key, c) for c in free
+                  if c.skills & uncovered and c.key not in picks]
+        if not scored:
+            break
+        chosen = min(scored, key=lambda row: row[:5])[5]
+        picks.append(chosen.key)
+        uncovered -= chosen.skills
+    return picks
+
+
+def test_matching_picks_what_rescanning_everyone_would_pick() -> None:
+    rng = random.Random(42)
+    skills = [f"s{i}" for i in range(8)]
+    zones = ["UTC", "America/New_York", "Asia/Tokyo", "Europe/Berlin"]
+    for _ in range(300):
+        crowd = [Candidate(key=f"k{i}", name=rng.choice(["Ann", "Bob", "Cat", "Dan"]) + f" {i % 3}",
+                           skills=frozenset(rng.sample(skills, rng.randint(1, 3))), timezone=rng.choice(zones),
+                           hours=rng.choice([None, NINE_TO_FIVE]), on_leave=rng.random() < 0.1,
+                           open_cases=rng.randint(0, 5), invitations_7d=rng.randint(0, 3)) for i in range(25)]
+        needed = rng.sample(skills, rng.randint(1, 5))
+        now = NOW + timedelta(hours=rng.randint(0, 24 * 7))
+        exclude, members = set(rng.sample([c.key for c in crowd], 3)), set(rng.sample([c.key for c in crowd], 1))
+        cap = rng.randint(1, 4)
+        found = match(needed, crowd, now, cap=cap, exclude=exclude, always_include=members)
+        assert [p.key for p in found.picks] == plain_greedy(needed, crowd, now, cap, exclude, members)
