@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from typing import Literal
@@ -99,10 +99,10 @@ class Candidate:
     swarms: int = 0
     max_load: int = 5
     invitations_7d: int = 0
+    load: int = field(init=False, compare=False)  # open cases plus swarms, kept as a field: matching reads it a lot
 
-    @property
-    def load(self) -> int:
-        return self.open_cases + self.swarms
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "load", self.open_cases + self.swarms)
 
     @classmethod
     def from_person(cls, key: str, person: Person, default_tz: str, *, open_cases: int = 0, swarms: int = 0,
@@ -230,6 +230,15 @@ def _order(c: Candidate) -> Order:
     return (c.load, c.invitations_7d, c.name.lower(), c.key)
 
 
+def _before(c: Candidate, other: Candidate) -> bool:
+    """`_order(c) < _order(other)`, deciding on the numbers first: most people lose on load alone."""
+    if c.load != other.load:
+        return c.load < other.load
+    if c.invitations_7d != other.invitations_7d:
+        return c.invitations_7d < other.invitations_7d
+    return _order(c) < _order(other)
+
+
 def match(needed: Sequence[str], candidates: Iterable[Candidate], now: datetime, cap: int,
           exclude: Collection[str] = (), always_include: Collection[str] = ()) -> Match:
     """The smallest set of available people (at most `cap`) covering `needed`, by greedy set cover.
@@ -248,7 +257,7 @@ def match(needed: Sequence[str], candidates: Iterable[Candidate], now: datetime,
     covered: set[str] = set()
     # Greedy never picks two people with the same needed skills (the second would add nothing),
     # so only the best free person per combination matters: at most 2^len(needed) - 1 of them.
-    best: dict[frozenset[str], tuple[Order, Candidate]] = {}
+    best: dict[frozenset[str], Candidate] = {}
     for c in people:
         has = c.skills & wanted_set
         if not has:
@@ -256,20 +265,19 @@ def match(needed: Sequence[str], candidates: Iterable[Candidate], now: datetime,
         if c.key in member_set:
             covered |= has
         elif c.key not in excluded:
-            order = _order(c)
             held = best.get(has)
-            if (held is None or order < held[0]) and why_unavailable(c, now) is None:
-                best[has] = (order, c)
+            if (held is None or _before(c, held)) and why_unavailable(c, now) is None:
+                best[has] = c
     uncovered = wanted_set - covered
     picks: list[Pick] = []
     while uncovered and len(picks) < cap:
         choice: tuple[tuple[int, Order], frozenset[str]] | None = None
-        for has, (order, _) in best.items():
-            if (gain := len(has & uncovered)) and (choice is None or (-gain, order) < choice[0]):
-                choice = ((-gain, order), has)
+        for has, held in best.items():
+            if (gain := len(has & uncovered)) and (choice is None or (-gain, _order(held)) < choice[0]):
+                choice = ((-gain, _order(held)), has)
         if choice is None:
             break
-        _, c = best.pop(choice[1])
+        c = best.pop(choice[1])
         newly = choice[1] & uncovered
         picks.append(Pick(c.key, c.name, tuple(s for s in wanted if s in newly), c.open_cases, c.swarms))
         uncovered -= newly

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import random
+from collections import Counter
+
 import pytest
 
-from workflows.kb_search import KbIndex, stem, suggestion_line, tokenize
+from workflows.kb_search import K1, PRIOR_ARTICLES, TITLE_WEIGHT, B, KbIndex, stem, suggestion_line, tokenize
 
 ARTICLES = {
     "KB-1": ("VPN drops after laptop sleep",
@@ -172,3 +176,42 @@ def test_a_matching_escalation_gets_one_suggestion_line_with_the_title() -> None
 
 def test_the_suggestion_line_names_the_article_and_its_title() -> None:
     assert suggestion_line("KB-12", "VPN drops after sleep") == "KB-12 may solve this: VPN drops after sleep"
+
+
+# ---- the fast path agrees with the plain definition ------------------------------------
+
+
+def plain_bm25(articles: dict[str, tuple[str, str]], query: str, k: int, min_match: float) -> list[tuple[str, float]]:
+    """BM25 written the obvious way: score every article for every query word."""
+    docs = {i: Counter(tokenize(body)) + Counter({t: TITLE_WEIGHT * n for t, n in Counter(tokenize(title)).items()})
+            for i, (title, body) in articles.items()}
+    n = len(docs) + PRIOR_ARTICLES
+    average = sum(sum(d.values()) for d in docs.values()) / len(docs)
+
+    def idf(df: int) -> float:
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    hits = []
+    for i, d in docs.items():
+        shared = [t for t in dict.fromkeys(tokenize(query)) if d[t]]
+        norm = K1 * (1 - B + B * sum(d.values()) / average)
+        df = {t: sum(1 for other in docs.values() if other[t]) for t in shared}
+        if shared and sum(idf(df[t]) for t in shared) >= min_match * idf(1):
+            hits.append((i, sum(idf(df[t]) * d[t] * (K1 + 1) / (d[t] + norm) for t in shared)))
+    return sorted(hits, key=lambda hit: (-hit[1], hit[0]))[:k]
+
+
+def test_search_finds_what_scoring_every_article_would_find() -> None:
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(60)]
+    weights = [1 / (i + 1) for i in range(60)]
+    for _ in range(40):
+        articles = {f"KB-{i}": (" ".join(rng.choices(words, weights, k=4)), " ".join(rng.choices(words, weights, k=30)))
+                    for i in range(rng.randint(1, 40))}
+        index = build(articles)
+        for _ in range(10):
+            query = " ".join(rng.choices(words, weights, k=rng.randint(1, 10)))
+            expected = plain_bm25(articles, query, 5, index.min_match)
+            got = index.search(query, 5)
+            assert [i for i, _ in got] == [i for i, _ in expected], query
+            assert [s for _, s in got] == pytest.approx([s for _, s in expected])
