@@ -356,3 +356,8 @@ def test_matching_picks_what_rescanning_everyone_would_pick() -> None:
         cap = rng.randint(1, 4)
         found = match(needed, crowd, now, cap=cap, exclude=exclude, always_include=members)
         assert [p.key for p in found.picks] == plain_greedy(needed, crowd, now, cap, exclude, members)
+
+
+def test_a_naive_time_is_refused_rather_than_read_as_the_servers_local_time() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        is_available(DEV, datetime(2026, 11, 23, 15, 0))
