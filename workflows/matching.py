@@ -262,9 +262,9 @@ def match(needed: Sequence[str], candidates: Iterable[Candidate], now: datetime,
     # so only the best free person per combination matters: at most 2^len(needed) - 1 of them.
     best: dict[frozenset[str], Candidate] = {}
     for c in people:
-        has = c.skills & wanted_set
-        if not has:
+        if wanted_set.isdisjoint(c.skills):  # most people: rejected without building a set
             continue
+        has = c.skills & wanted_set
         if c.key in member_set:
             covered |= has
         elif c.key not in excluded:
