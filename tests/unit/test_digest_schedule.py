@@ -169,6 +169,8 @@ PREVIOUS_PERIOD_CASES = [
          berlin(2026, 3, 28, 8), berlin(2026, 3, 29, 8), berlin(2026, 3, 27, 8)),
     case("a week across fall-back compares with the week before",
          berlin(2026, 10, 26, 9), berlin(2026, 11, 2, 9), berlin(2026, 10, 19, 9)),
+    case("20 minutes inside the repeated hour compare with the 20 minutes before",
+         berlin(2026, 10, 25, 2, 50), berlin(2026, 10, 25, 2, 10, fold=1), berlin(2026, 10, 25, 2, 30)),
 ]
 # fmt: on
 
