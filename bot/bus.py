@@ -30,7 +30,7 @@ from bot.messages import Audience, Notice, Reply
 from bot.metrics import COMMAND_SECONDS, COMMANDS
 from bot.model import SYSTEM, Actor, Case, Record, TimelineEntry
 from bot.store import Commit, ConflictError, Store, Write
-from bot.uow import UnitOfWork
+from bot.uow import Tracked, UnitOfWork
 
 log = structlog.get_logger("escalator.bus")
 
@@ -75,10 +75,11 @@ class Context:
             uow = self.unit()
             reply = await work(uow)
             await self.handle_events(uow)
-            if uow.empty:
+            changed = uow.changed()
+            if not changed and uow.quiet():
                 return reply
             try:
-                if not await self.commit(uow, key=key, result=reply.text):
+                if not await self.commit(uow, key=key, result=reply.text, changed=changed):
                     return Reply(text=await self.store.dedupe_result(key or "") or reply.text, case_id=reply.case_id)
             except ConflictError:
                 continue
@@ -102,24 +103,25 @@ class Context:
                     await handler(event, uow)
         raise RuntimeError("domain events keep raising events; a handler loops")
 
-    async def commit(self, uow: UnitOfWork, *, key: str | None = None, result: str = "1") -> bool:
+    async def commit(self, uow: UnitOfWork, *, key: str | None = None, result: str = "1",
+                     changed: list[Tracked] | None = None) -> bool:
         """Write the unit of work; False if `key` was already done by an earlier request."""
         writes = []
         cards: list[tuple[Notice, Audience]] = []
-        for tracked in uow.changed():
-            record = tracked.record
+        for tracked in uow.changed() if changed is None else changed:
+            record, before = tracked.record, tracked.before
             record.version = tracked.version + 1
-            if hasattr(record, "updated_at") and tracked.before is not None:
+            if hasattr(record, "updated_at") and before is not None:
                 record.updated_at = uow.now
-            writes.append(Write(record=record, expected=tracked.version, previous=tracked.before))
+            writes.append(Write(record=record, expected=tracked.version, previous=before))
             view = self.views.get(type(record))
             if view is not None:
-                cards += view(tracked.before, record, self.config, uow.now)
+                cards += view(before, record, self.config, uow.now)
         # Cards first: a thread's root must be queued before the replies in it (lanes keep order).
         uow.notices = cards + uow.notices
-        changed = {(w.record.kind, w.record.id) for w in writes}
+        written = {(w.record.kind, w.record.id) for w in writes}
         reads = [(self.store.keys.record(kind, rid), t.version) for (kind, rid), t in uow.tracked.items()
-                 if (kind, rid) not in changed]
+                 if (kind, rid) not in written]
         out = fan_out(uow.notices, self.config, uow.now)
         if out.scrubbed and writes:
             for line in out.scrubbed:

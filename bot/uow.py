@@ -40,9 +40,13 @@ class Tracked:
     """A record as read (its JSON and version) and the live object the workflow changes."""
 
     record: Record
-    original: str
+    original: str  # the JSON as read ("" for a record created in this unit of work)
     version: int
-    before: Record | None  # a copy of the state as read (None for a record created in this unit)
+
+    @property
+    def before(self) -> Record | None:
+        """The state as read (None for a new record); built only for records that changed."""
+        return type(self.record).model_validate_json(self.original) if self.original else None
 
 
 @dataclass
@@ -74,7 +78,7 @@ class UnitOfWork:
             raise NotFound(not_found_text(cls, record_id))
         if isinstance(record, Case):
             check_access(record, self.actor, self.config)
-        self.tracked[key] = Tracked(record, record.model_dump_json(), record.version, record.model_copy(deep=True))
+        self.tracked[key] = Tracked(record, raw_json(record), record.version)
         return record
 
     async def case(self, case_id: str) -> Case:
@@ -82,11 +86,11 @@ class UnitOfWork:
 
     def add(self, record: Record) -> None:
         """A record created by this unit of work (stored with version 1)."""
-        self.tracked[(record.kind, record.id)] = Tracked(record, "", 0, None)
+        self.tracked[(record.kind, record.id)] = Tracked(record, "", 0)
 
     def changed(self) -> list[Tracked]:
         """Records whose state differs from what was read (new ones included)."""
-        return [t for t in self.tracked.values() if t.before is None or t.record.model_dump_json() != t.original]
+        return [t for t in self.tracked.values() if not t.original or t.record.model_dump_json() != t.original]
 
     # ---- what to say, log, schedule ----------------------------------------------------------
 
@@ -116,9 +120,13 @@ class UnitOfWork:
         """A domain event: its handlers run before the commit and land in the same transaction."""
         self.events.append(event)
 
-    @property
-    def empty(self) -> bool:
-        return not (self.changed() or self.timeline or self.notices or self.timers or self.cancel_timers)
+    def quiet(self) -> bool:
+        """Nothing to say, log or schedule (records may still have changed: see `changed`)."""
+        return not (self.timeline or self.notices or self.timers or self.cancel_timers)
+
+
+def raw_json(record: Record) -> str:
+    return record.model_dump_json()
 
 
 def not_found_text(cls: type[Record], record_id: str) -> str:
