@@ -134,7 +134,7 @@ async def test_pages_mention_the_paged_people_in_the_thread(teams: TeamsHarness)
 
 
 async def test_a_direct_page_uses_the_persons_stored_1to1_chat(teams: TeamsHarness) -> None:
-    await teams.post(teams.activity("install_personal", user="ben"))
+    await teams.remember("install_personal", user="ben")
     await posted_root(teams)
     page = Notice(kind="page", title="You are paged for ESC-1042 (sev2)", case_id="ESC-1042",
                   links=[ThreadLink(case_id="ESC-1042", tier="L2", label="Open the case thread")])
@@ -283,7 +283,7 @@ async def test_a_failed_root_post_is_retried_and_posted_once(teams: TeamsHarness
 
 
 async def test_people_configured_by_entra_object_id_are_mentioned_by_their_teams_id(teams: TeamsHarness) -> None:
-    await teams.say("help", user="ben", where="personal")  # Teams tells us Ben's 29: id and Entra id
+    await teams.remember("message_personal", user="ben")  # Teams tells us Ben's 29: id and Entra id
     await posted_root(teams)
     aad = "aaaaaaaa-0000-4000-8000-000000000002"
     page = Notice(kind="page", title="Paging Ben Brooks", case_id="ESC-1042",
