@@ -45,6 +45,7 @@ from adapters.teams.render import (
     escalation_form,
     needs_card,
     notice_card,
+    plain_text,
     reply_card,
 )
 from bot.commands import Command
@@ -166,7 +167,7 @@ def card_response(card: Card) -> InvokeResponse:
 
 def message_response(text: str) -> InvokeResponse:
     """A Universal Actions answer that shows `text` to the presser only and leaves the card as is."""
-    return _invoke({"statusCode": 200, "type": MESSAGE_RESPONSE, "value": text})
+    return _invoke({"statusCode": 200, "type": MESSAGE_RESPONSE, "value": plain_text(text)})
 
 
 class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuilder ships no type hints
@@ -253,7 +254,7 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
         if needs_card(reply, links):
             activity = Activity(type="message", attachments=[attachment(reply_card(reply, links=links))])
         else:
-            activity = Activity(type="message", text=reply.text, text_format="plain")
+            activity = Activity(type="message", text=plain_text(reply.text, reply.case_id), text_format="plain")
         await turn_context.send_activity(activity)
 
     async def reply_links(self, reply: Reply) -> list[Link]:
@@ -329,7 +330,7 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
         if not data.get("message_url"):
             data["message_url"] = inbound.message_action_prefill(activity.value).get("message_url", "")
         reply = await self.dispatch(inbound.form_command(data, activity, self.config))
-        return MessagingExtensionActionResponse(task=TaskModuleMessageResponse(value=reply.text))
+        return MessagingExtensionActionResponse(task=TaskModuleMessageResponse(value=plain_text(reply.text)))
 
 
 class Connectors:

@@ -13,8 +13,12 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from adapters import logs
+from adapters.slack import render
+from bot.outbox import DeliveryWorker
 from bot.runtime import Runtime
 from tests.adapters.slack.conftest import SlackCaller
+from tests.adapters.slack.helpers import text_of
+from tests.adapters.text import UNSAFE, strings
 from tests.fakes.slack_api import FakeSlackApi
 
 FORM = "application/x-www-form-urlencoded"
@@ -166,3 +170,22 @@ async def test_bolts_own_warnings_come_out_as_the_same_json_lines_as_ours(
     assert unhandled[0]["logger"] == "escalator.slack.bolt"
     assert "timestamp" in unhandled[0]
     assert [line for line in lines if "not json" in line] == []
+
+
+async def test_control_characters_and_bidi_overrides_in_a_title_are_never_posted(
+        slack: SlackCaller, api: FakeSlackApi, worker: DeliveryWorker, slack_runtime: Runtime) -> None:
+    status, answer = await slack.command(
+        "/escalate", "L2 sev2 customer:globex Printer\u202e erif no\x00 \x1b[31mnow\x07 \u2066isolated\u2069 \x85x")
+    await worker.drain()
+    await slack.command("/case", "ESC-1001", user="U0CLEO")
+
+    posted = [(c.method, path, text) for c in api.calls for path, text in strings(c.args)]
+    posted += [("ack", path, text) for path, text in strings(answer)]
+    assert status == 200 and "ESC-1001" in answer["text"]
+    assert any("Printer" in text and "blocks" in path for _, path, text in posted)
+    assert [(method, path) for method, path, text in posted if any(ch in text for ch in UNSAFE)] == []
+    assert "Printer erif no" in text_of(api.calls_to("chat.postMessage")[0].args)
+
+
+def test_escaping_keeps_newlines_and_tabs_and_drops_the_rest() -> None:
+    assert render.escape("a\tb\nc\x00d\u202ee\r\n<!here>") == "a\tb\ncde\n&lt;!here&gt;"

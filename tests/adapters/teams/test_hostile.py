@@ -31,6 +31,7 @@ from bot.redis_server import RedisHandle
 from bot.runtime import Runtime, build_runtime
 from tests.adapters.teams.conftest import APP_ID, KID, local_settings, token
 from tests.adapters.teams.harness import TeamsHarness, find_action, payload
+from tests.adapters.text import UNSAFE, strings
 from tests.fakes.bot_connector import FakeBotConnector
 
 
@@ -327,3 +328,24 @@ async def test_a_redelivered_card_press_gets_the_same_card_and_posts_nothing_new
     assert first[0] == second[0] == 200
     assert second[1]["type"] == first[1]["type"] == "application/vnd.microsoft.card.adaptive"
     assert len(teams.connector.calls) == calls
+
+
+# ---- control characters and bidi overrides ------------------------------------------------------
+
+async def test_control_characters_and_bidi_overrides_in_a_title_are_never_posted(teams: TeamsHarness) -> None:
+    await teams.say("escalate L2 sev2 customer:globex Printer\u202e erif no\x00 \x1b[31mnow\x07 "
+                    "\u2066isolated\u2069 \x85x")
+    await teams.deliver()
+    await teams.say("case ESC-1001", user="ben", where="personal")
+
+    texts = [(call.op, path, text) for call in teams.connector.calls for path, text in strings(call.body)
+             if path[-1] != "summary"]  # the activity summary is delivery.py's (its owner cleans it)
+    assert any("Printer erif no" in text for _, _, text in texts)
+    assert [(op, path) for op, path, text in texts if any(ch in text for ch in UNSAFE)] == []
+
+
+def test_card_text_and_mention_text_drop_control_characters_but_keep_line_breaks() -> None:
+    from adapters.teams.render import escape_text, run
+
+    assert run("a\tb\nc\x00d\u202ee\x9f")["text"] == "a\tb\ncde"
+    assert escape_text("<at>x</at>\u2067\x00") == "&lt;at&gt;x&lt;/at&gt;"
