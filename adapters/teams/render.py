@@ -296,4 +296,5 @@ def mention_text(names_and_ids: Sequence[tuple[str, str | None]], lead: str) -> 
         else:
             parts.append(escape_text(name))
     text = " ".join(parts)
-    return (f"{text} {escape_text(lead)}" if text else escape_text(lead)), entities
+    lead = escape_text(cut(lead, TITLE_CHARS, "…"))
+    return (f"{text} {lead}" if text else lead), entities

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.teams.render import card_bytes, notice_card, reply_card
+from adapters.teams.render import card_bytes, mention_text, notice_card, reply_card
 from bot.messages import CardAction, CardField, Notice, Reply, ThreadLink
 from tests.adapters.teams.harness import TeamsHarness, assert_valid_card, card_text
 
@@ -75,6 +75,12 @@ def test_lines_of_a_paragraph_share_one_block_and_keep_their_line_breaks() -> No
 
     blocks = [b for b in card["body"] if b["type"] == "RichTextBlock"]
     assert [b["inlines"][0]["text"] for b in blocks] == ["first line\nsecond line", "next paragraph"]
+
+
+def test_the_text_next_to_mentions_is_cut_too() -> None:
+    text, entities = mention_text([("Ben Brooks", "29:ben")], "t" * 100_000)
+
+    assert text.startswith("<at>Ben Brooks</at> ttt") and len(text) < 400 and len(entities) == 1
 
 
 def test_a_short_message_is_not_cut() -> None:
