@@ -90,13 +90,16 @@ def slack_permalinks(draw: st.DrawFn) -> str:
     return url
 
 
+# Teams user, bot and chat ids always hold letters (`29:1Xz...`, `28:<guid>`); all digits would be a number.
+lettered = teams_tokens.filter(lambda t: any(c.isalpha() for c in t))
+guids = tenants.filter(lambda u: any(c.isalpha() for c in u))
 teams_ids = st.one_of(
     st.builds(lambda t, suffix: f"19:{t}@{suffix}", teams_tokens,
               st.sampled_from(["thread.tacv2", "thread.skype", "unq.gbl.spaces"])),
     st.builds(lambda t, m: f"19:{t}@thread.tacv2;messageid={m}", teams_tokens, teams_message_ids),
-    st.builds(lambda t: f"29:1{t}", teams_tokens),
-    st.builds(lambda t: f"a:1{t}", teams_tokens),
-    st.builds(lambda u: f"28:{u}", tenants),
+    st.builds(lambda t: f"29:1{t}", lettered),
+    st.builds(lambda t: f"a:1{t}", lettered),
+    st.builds(lambda u: f"28:{u}", guids),
     st.builds(lambda u: f"8:orgid:{u}", tenants),
 )
 personal = st.sampled_from(["bob@globex.com", "+49 170 1234567", "4111 1111 1111 1111",
