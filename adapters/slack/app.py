@@ -48,6 +48,30 @@ Ack = Callable[..., Awaitable[Any]]
 TIMESTAMP = re.compile(r"\d{1,12}", re.ASCII)
 
 
+def well_formed(payload: dict[str, Any]) -> bool:
+    """The parts Bolt and our listeners index into have the types Slack sends (else Bolt's
+    middleware raises and answers 500): an event is an object with a type (an app_mention
+    with text, user and channel strings), actions a list of objects, a view an object."""
+    kind = payload.get("type")
+    if kind == "event_callback":
+        event = payload.get("event")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return False
+        if event["type"] == "app_mention":
+            return all(isinstance(event.get(key, ""), str) for key in ("text", "user", "channel", "ts"))
+        return True
+    shapes = {"actions": list, "view": dict, "message": dict, "user": dict, "team": dict, "channel": dict,
+              "container": dict}
+    if kind in ("block_actions", "view_submission", "view_closed", "message_action", "shortcut"):
+        if any(key in payload and not isinstance(payload[key], shape) for key, shape in shapes.items()):
+            return False
+        if not all(isinstance(a, dict) for a in payload.get("actions") or []):
+            return False
+        view = payload.get("view") or {}
+        return isinstance(view.get("state", {}), dict) and isinstance(view.get("callback_id", ""), str)
+    return kind is None or isinstance(kind, str)
+
+
 def _secret(value: SecretStr | None) -> str:
     return value.get_secret_value().strip() if value is not None else ""
 
@@ -153,7 +177,8 @@ class SlackAdapter:
             log.warning("slack request refused: unreadable body", platform="slack", error=type(exc).__name__)
             return web.json_response({"error": "the body is not a Slack request"}, status=400)
         payload = bolt_request.body
-        if not isinstance(payload, dict):
+        if not isinstance(payload, dict) or not well_formed(payload):
+            log.warning("slack request refused: unexpected shape", platform="slack")
             return web.json_response({"error": "the body is not a Slack request"}, status=400)
         if payload.get("type") == "app_rate_limited":
             return self._rate_limited(payload)

@@ -63,6 +63,37 @@ async def test_a_signed_body_bolt_cannot_read_gets_400_without_a_traceback(
     await assert_no_tracebacks(caplog)
 
 
+ODD_SHAPES: dict[str, dict[str, Any]] = {
+    "an event that is a string": {"type": "event_callback", "event": "x"},
+    "an event that is null": {"type": "event_callback", "event": None},
+    "no event": {"type": "event_callback"},
+    "a mention whose text is a number": {"type": "event_callback",
+                                         "event": {"type": "app_mention", "text": 5, "user": ["U0BEN"]}},
+    "actions that are a string": {"type": "block_actions", "actions": "x"},
+    "actions that are numbers": {"type": "block_actions", "actions": [5]},
+    "a view that is a number": {"type": "view_submission", "view": 5},
+    "a view whose state is a number": {"type": "view_submission", "view": {"callback_id": "x", "state": 5}},
+    "a shortcut whose message is a string": {"type": "message_action", "callback_id": "escalate_message",
+                                             "message": "x"},
+    "a type that is a number": {"type": 5},
+    "a user that is a number": {"type": "block_actions", "user": 5, "team": "x"},
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_SHAPES))
+async def test_a_signed_body_of_an_unexpected_shape_gets_400_without_a_traceback(
+        case: str, slack: SlackCaller, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = ODD_SHAPES[case]
+    if body.get("type") == "event_callback" or not isinstance(body.get("type"), str):
+        status, _ = await slack.post(json.dumps(body), "application/json")
+    else:
+        status, _ = await slack.interact(body)
+
+    assert status == 400
+    await assert_no_tracebacks(caplog)
+
+
 @pytest.mark.parametrize("timestamp", ["soon", "", "1e9", "-1", "99999999999999999999999"])
 async def test_a_timestamp_that_is_not_a_number_gets_401(
         timestamp: str, slack: SlackCaller, caplog: pytest.LogCaptureFixture) -> None:
