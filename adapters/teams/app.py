@@ -137,7 +137,7 @@ def _activity(raw: bytes) -> Activity | None:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str) or not data["type"]:
         return None
     conversation = data.get("conversation")
-    if not isinstance(conversation, dict) or not isinstance(conversation.get("id"), str) \
+    if not isinstance(conversation, dict) or not conversation.get("id") or not isinstance(conversation["id"], str) \
             or not isinstance(data.get("serviceUrl"), str) or not isinstance(data.get("from", {}), dict):
         return None
     try:
@@ -266,6 +266,8 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
         if turn_context.activity.name == "adaptiveCard/action":
             return await self.on_card_action(turn_context)
+        if turn_context.activity.value is not None and not isinstance(turn_context.activity.value, dict):
+            return _invoke(None, 400)  # every invoke Teams sends carries an object; botbuilder trips on others
         response: InvokeResponse | None = await super().on_invoke_activity(turn_context)
         if response is None or response.status == 501:
             # botbuilder answers invokes nobody handles with 501; Teams shows that as an error.
@@ -276,7 +278,8 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
     async def on_card_action(self, turn_context: TurnContext) -> InvokeResponse:
         activity = turn_context.activity
         value = activity.value if isinstance(activity.value, dict) else {}
-        action = value.get("action") or {}
+        raw_action = value.get("action")
+        action: dict[str, Any] = raw_action if isinstance(raw_action, dict) else {}
         verb = str(action.get("verb") or "")
         raw_data = action.get("data")
         data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from botframework.connector.auth import AuthenticationConstants
 from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _OpenIdMetadata
 from jwt.algorithms import RSAAlgorithm
+from structlog.testing import capture_logs
 
 from adapters.teams.app import build_teams_adapter
 from adapters.teams.delivery import REFS, USERS, reference_from_json
@@ -89,6 +90,30 @@ async def test_with_authentication_on_a_body_that_is_not_an_activity_also_gets_4
     caplog.set_level(logging.DEBUG)
 
     assert await post_json(secured, NOT_ACTIVITIES[case]) == 400
+    assert_no_tracebacks(caplog)
+
+
+ODD_ACTIVITIES: dict[str, dict[str, Any]] = {
+    "an empty conversation id": {"conversation": {"id": ""}},
+    "an action that is a string": {"type": "invoke", "name": "adaptiveCard/action", "value": {"action": "x"}},
+    "a submit whose value is a string": {"type": "invoke", "name": "composeExtension/submitAction", "value": "x"},
+    "a fetch whose value is a number": {"type": "invoke", "name": "composeExtension/fetchTask", "value": 5},
+    "entities that are a string": {"entities": "x"},
+    "attachments that are numbers": {"attachments": [5]},
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_ACTIVITIES))
+async def test_an_activity_with_parts_of_the_wrong_type_gets_a_4xx_or_a_plain_answer_never_a_crash(
+        case: str, teams: TeamsHarness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    activity = {**teams.activity("message_channel", text="escalate L2 sev2 printer"), **ODD_ACTIVITIES[case]}
+
+    with capture_logs() as logged:
+        status = await post_json(teams.client, activity)
+
+    assert status < 500
+    assert [e["event"] for e in logged if e.get("log_level") == "error"] == []
     assert_no_tracebacks(caplog)
 
 
