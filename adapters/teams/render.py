@@ -6,12 +6,12 @@ a fake mention through a case title. Links we make ourselves are `Action.OpenUrl
 Mentions exist only in message text built from `notice.mentions`, each with its `entities` entry.
 Control characters and bidi overrides are dropped from everything shown (a second line of defence
 behind the grammar), so nobody can reverse how a title reads.
+Card buttons are `Action.Execute` (Universal Actions): Teams sends an `adaptiveCard/action`
+invoke and shows the card the bot answers with, so the card refreshes in place for whoever acts.
 
 Size: Teams refuses an activity over about 100 KB and handles big ones badly long before, so every
 card stays under 24 KB of JSON (the activity under 28 KB): one block per paragraph with its lines in
 one run, long text and long field lists cut, each cut saying "/case ESC-n shows all".
-Card buttons are `Action.Execute` (Universal Actions): Teams sends an `adaptiveCard/action`
-invoke and shows the card the bot answers with, so the card refreshes in place for whoever acts.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from bot.config import Config
@@ -137,7 +137,7 @@ def _text_blocks(text: str, *, limit: int, more: str) -> list[dict[str, Any]]:
     return [rich(run(p), spacing="Small") for p in paragraphs]
 
 
-def _fitted(build: Any, case_id: str | None) -> Card:
+def _fitted(build: Callable[[int, int, int, str], Card], case_id: str | None) -> Card:
     """Build the card with smaller and smaller text budgets until it is under CARD_BYTES."""
     more = more_text(case_id)
     text, values, fields = TEXT_CHARS, VALUE_CHARS, MAX_FIELDS
