@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     escalator_data_dir: Path = Path(".escalator")
     escalator_config: Path = Path("escalator.yaml")
     escalator_prefix: str = "escalator"
+    escalator_allow_unauthenticated_teams: bool = False
 
     @property
     def slack_enabled(self) -> bool:

@@ -1,9 +1,10 @@
 """The Slack adapter: a Bolt `AsyncApp` on `POST /slack/events` (or Socket Mode), and the transport.
 
-Bolt verifies every HTTP request's signature and timestamp (401 otherwise) before any listener
-runs. Listeners are thin: payload -> command (`inbound`), `await runtime.bus.handle(command)`
-(Redis only, a millisecond or two), answer the caller (`render`). Nothing is posted to a channel
-from here: the workflows write to the outbox and the delivery worker (`delivery`) posts.
+Every HTTP request's size, signature and timestamp are checked before its body is parsed
+(413, 401), and Bolt checks the signature again before any listener runs. Listeners are thin:
+payload -> command (`inbound`), `await runtime.bus.handle(command)` (Redis only, a millisecond
+or two), answer the caller (`render`). Nothing is posted to a channel from here: the
+workflows write to the outbox and the delivery worker (`delivery`) posts.
 
 `process_before_response=True` makes Bolt answer as soon as the listener returns; the default
 mode polls for `ack()` every 10 ms, which would make every slash command 10 ms slower.
@@ -22,15 +23,20 @@ import aiohttp
 import structlog
 from aiohttp import web
 from pydantic import SecretStr
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.error import BoltError
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackClientError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.limits import read_body, too_large
 from adapters.slack import ids, inbound, render
 from adapters.slack.delivery import SlackTransport, web_client
 from bot.commands import Command, OpenCase
 from bot.messages import Address, Notice, OutboxMessage, Reply, ThreadLink
+from bot.metrics import SLACK_APP_RATE_LIMITED
 from bot.runtime import Runtime
 from bot.store import Commit
 
@@ -39,6 +45,31 @@ log = structlog.get_logger("escalator.slack")
 PATH = "/slack/events"
 INTERACTIVE_TIMEOUT_S = 2  # views.open must happen within Slack's 3 s anyway
 Ack = Callable[..., Awaitable[Any]]
+TIMESTAMP = re.compile(r"\d{1,12}", re.ASCII)
+
+
+def well_formed(payload: dict[str, Any]) -> bool:
+    """The parts Bolt and our listeners index into have the types Slack sends (else Bolt's
+    middleware raises and answers 500): an event is an object with a type (an app_mention
+    with text, user and channel strings), actions a list of objects, a view an object."""
+    kind = payload.get("type")
+    if kind == "event_callback":
+        event = payload.get("event")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return False
+        if event["type"] == "app_mention":
+            return all(isinstance(event.get(key, ""), str) for key in ("text", "user", "channel", "ts"))
+        return True
+    shapes = {"actions": list, "view": dict, "message": dict, "user": dict, "team": dict, "channel": dict,
+              "container": dict}
+    if kind in ("block_actions", "view_submission", "view_closed", "message_action", "shortcut"):
+        if any(key in payload and not isinstance(payload[key], shape) for key, shape in shapes.items()):
+            return False
+        if not all(isinstance(a, dict) for a in payload.get("actions") or []):
+            return False
+        view = payload.get("view") or {}
+        return isinstance(view.get("state", {}), dict) and isinstance(view.get("callback_id", ""), str)
+    return kind is None or isinstance(kind, str)
 
 
 def _secret(value: SecretStr | None) -> str:
@@ -119,17 +150,60 @@ class SlackAdapter:
             await asyncio.gather(*list(self._follow_ups), return_exceptions=True)
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        """POST /slack/events: commands, interactivity and events, verified by Bolt."""
+        """POST /slack/events: commands, interactivity and events.
+
+        Checked before anything parses the body: its size (413), then its signature (401);
+        only then does Bolt read it, and a body it cannot read is a 400. Bolt verifies the
+        signature again before any listener runs.
+        """
         if self.bolt is None or not self.http_enabled:
             return web.json_response(
                 {"error": "Slack is not configured here: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
                 status=503)
+        raw = await read_body(request)
+        if raw is None:
+            log.warning("slack request refused: body too large", platform="slack",
+                        length=request.content_length)
+            return too_large()
         try:
-            bolt_request = await to_bolt_request(request)
+            body = raw.decode("utf-8")
         except UnicodeDecodeError:
             return web.json_response({"error": "the body is not UTF-8"}, status=400)
+        if not self._signed(body, request):
+            return web.json_response({"error": "invalid request signature"}, status=401)
+        try:
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        except (ValueError, TypeError, AttributeError, KeyError, BoltError) as exc:
+            log.warning("slack request refused: unreadable body", platform="slack", error=type(exc).__name__)
+            return web.json_response({"error": "the body is not a Slack request"}, status=400)
+        payload = bolt_request.body
+        if not isinstance(payload, dict) or not well_formed(payload):
+            log.warning("slack request refused: unexpected shape", platform="slack")
+            return web.json_response({"error": "the body is not a Slack request"}, status=400)
+        if payload.get("type") == "app_rate_limited":
+            return self._rate_limited(payload)
         response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
+
+    def _signed(self, body: str, request: web.Request) -> bool:
+        """Slack's signature over the raw body and a numeric, fresh timestamp (slack_sdk checks both)."""
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not TIMESTAMP.fullmatch(timestamp) or not signature:
+            return False
+        return SignatureVerifier(self.signing_secret).is_valid(body=body, timestamp=timestamp, signature=signature)
+
+    def _rate_limited(self, payload: dict[str, Any]) -> web.Response:
+        """Slack dropped events for a minute (over 30,000 an hour); counted, logged, and answered 200.
+
+        A non-2xx answer counts as a failed delivery, and Slack turns event subscriptions off
+        when more than 5% of them fail.
+        """
+        SLACK_APP_RATE_LIMITED.inc()
+        log.warning("slack app rate limited: events were dropped", platform="slack",
+                    team_id=str(payload.get("team_id") or "")[:20],
+                    minute_rate_limited=payload.get("minute_rate_limited"))
+        return web.Response(status=200)
 
     # ---- listeners --------------------------------------------------------------------
 

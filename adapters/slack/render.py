@@ -55,6 +55,9 @@ SEVERITY_HINT = {
 }
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
+# C0 and C1 controls except tab and newline, bidi embeddings/overrides (U+202A-U+202E) and
+# isolates (U+2066-U+2069): a second line of defence behind the grammar.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,15 @@ class SlackMessage:
 # ---- escaping ---------------------------------------------------------------------------
 
 
+def clean(text: str) -> str:
+    """Text without control characters (but newline and tab) and without bidi overrides, so
+    nobody can hide text or make a title read backwards."""
+    return _UNSAFE.sub("", text)
+
+
 def escape(text: str) -> str:
-    """Slack mrkdwn escaping: after this, `<!channel>` is shown, never acted on."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack mrkdwn escaping: after this, `<!channel>` is shown, never acted on; see `clean`."""
+    return clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def safe_url(url: str | None) -> str | None:
@@ -247,12 +256,12 @@ def escalate_form(config: Config, *, prefill: Mapping[str, str], metadata: str,
     blocks.append(InputBlock(
         block_id=ids.BLOCK_CATEGORY, label="Category", optional=True,
         hint=f"For example: {', '.join(known)}"[:2000] if known else None,
-        element=PlainTextInputElement(action_id=ids.VALUE, initial_value=prefill.get("category") or None,
+        element=PlainTextInputElement(action_id=ids.VALUE, initial_value=clean(prefill.get("category") or "") or None,
                                       max_length=100)))
     blocks.append(InputBlock(
         block_id=ids.BLOCK_SUMMARY, label="Summary", optional=False,
         element=PlainTextInputElement(action_id=ids.VALUE, multiline=True, max_length=3000,
-                                      initial_value=(prefill.get("summary") or "")[:3000] or None,
+                                      initial_value=clean(prefill.get("summary") or "")[:3000] or None,
                                       placeholder="What is wrong, for whom, since when?")))
     view = View(type="modal", callback_id=ids.FORM_ESCALATE, title="Escalate", submit="Open case",
                 close="Cancel", blocks=blocks, private_metadata=metadata)

@@ -8,6 +8,8 @@ shows the caller the reply (render.py). Outbound messages leave through the outb
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +17,7 @@ from urllib.parse import urlparse
 
 import structlog
 from aiohttp import web
-from botbuilder.core import Bot, InvokeResponse, TurnContext, serializer_helper
+from botbuilder.core import Bot, BotAdapter, InvokeResponse, TurnContext, serializer_helper
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import Activity, ActivityTypes, Attachment
@@ -30,6 +32,7 @@ from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import AuthenticationConstants, BotFrameworkAuthentication, ClaimsIdentity
 from msrest.serialization import Model
 
+from adapters.limits import MAX_MESSAGE_CHARS, TOO_LONG, read_body, too_large
 from adapters.teams import inbound
 from adapters.teams.delivery import REFS, TEAMS_IDS, USERS, TeamsTransport, reference_json, resolve_links
 from adapters.teams.render import (
@@ -42,6 +45,7 @@ from adapters.teams.render import (
     escalation_form,
     needs_card,
     notice_card,
+    plain_text,
     reply_card,
 )
 from bot.commands import Command
@@ -76,7 +80,16 @@ class EscalatorCloudAdapter(CloudAdapter):  # type: ignore[misc]  # botbuilder s
        answers every Action.Execute with HTTP 500; here dict bodies are returned as they are.
     2. Authentication: any failure (missing, malformed or forged token) is a 401 that runs no
        bot code; the library lets a malformed token escape as a 500.
+
+    Before any of that, what the library would choke on is refused: a body over 1 MB (413), a
+    body that is not an activity with a type, conversation and serviceUrl (400), and in local
+    mode (no MICROSOFT_APP_ID) any serviceUrl but the configured one (401).
     """
+
+    def __init__(self, auth: BotFrameworkAuthentication, *, local: bool, service_url: str | None) -> None:
+        super().__init__(auth)
+        self.local = local
+        self.service_url = service_url
 
     async def process(self, request: web.Request, bot: Bot,
                       ws_response: web.WebSocketResponse | None = None) -> web.Response:
@@ -84,12 +97,18 @@ class EscalatorCloudAdapter(CloudAdapter):  # type: ignore[misc]  # botbuilder s
             return web.Response(status=405)
         if "application/json" not in request.headers.get("Content-Type", ""):
             return web.Response(status=415)
-        try:
-            activity: Activity = Activity().deserialize(await request.json())
-        except Exception:  # not JSON, or JSON that is not an activity: nothing to run
-            return web.Response(status=400, text="expected an activity")
-        if not activity.type:
-            return web.Response(status=400, text="expected an activity")
+        raw = await read_body(request)
+        if raw is None:
+            log.warning("teams request refused: body too large", platform="teams", length=request.content_length)
+            return too_large()
+        activity = _activity(raw)
+        if activity is None:
+            return web.Response(status=400, text="expected an activity with a type, a conversation and a serviceUrl")
+        if self.local and not _same_url(activity.service_url, self.service_url):
+            # Without authentication the caller could name any serviceUrl, and every reply of
+            # this turn would go there: only the configured one is accepted.
+            log.warning("teams request refused: not the configured service URL", platform="teams")
+            return web.Response(status=401, text="unknown serviceUrl")
         # botbuilder only treats a *missing* header as "no auth" in emulator mode: pass None, not "".
         header = request.headers.get("Authorization") or None
         try:
@@ -108,6 +127,35 @@ class EscalatorCloudAdapter(CloudAdapter):  # type: ignore[misc]  # botbuilder s
         return web.json_response(payload, status=invoke.status)
 
 
+def _activity(raw: bytes) -> Activity | None:
+    """The activity, if the body is one botbuilder can run: an object with a type, a
+    conversation id and a serviceUrl (anything else made botbuilder fail with a 500)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str) or not data["type"]:
+        return None
+    conversation = data.get("conversation")
+    if not isinstance(conversation, dict) or not conversation.get("id") or not isinstance(conversation["id"], str) \
+            or not isinstance(data.get("serviceUrl"), str) or not isinstance(data.get("from", {}), dict):
+        return None
+    try:
+        activity: Activity = Activity().deserialize(data)
+    except Exception:  # msrest refuses wrongly typed fields
+        return None
+    return activity
+
+
+def _same_url(url: str | None, expected: str | None) -> bool:
+    """Service URLs compare without case in scheme and host and without a trailing slash."""
+    if not url or not expected:
+        return False
+    a, b = urlparse(url.strip()), urlparse(expected.strip())
+    return (a.scheme.lower(), (a.netloc or "").lower(), a.path.rstrip("/")) == \
+        (b.scheme.lower(), (b.netloc or "").lower(), b.path.rstrip("/"))
+
+
 def _invoke(body: Mapping[str, Any] | None, status: int = 200) -> InvokeResponse:
     return InvokeResponse(status=status, body=dict(body) if body is not None else None)
 
@@ -119,7 +167,7 @@ def card_response(card: Card) -> InvokeResponse:
 
 def message_response(text: str) -> InvokeResponse:
     """A Universal Actions answer that shows `text` to the presser only and leaves the card as is."""
-    return _invoke({"statusCode": 200, "type": MESSAGE_RESPONSE, "value": text})
+    return _invoke({"statusCode": 200, "type": MESSAGE_RESPONSE, "value": plain_text(text)})
 
 
 class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuilder ships no type hints
@@ -133,11 +181,25 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
     # ---- every turn ---------------------------------------------------------------------------
 
     async def on_turn(self, turn_context: TurnContext) -> None:
-        await self.remember(turn_context.activity)
+        activity = turn_context.activity
+        if activity.type in (ActivityTypes.message, ActivityTypes.invoke) and activity.id \
+                and not await self.runtime.store.claim_once(f"teams:activity-seen:{activity.id}"):
+            # Teams redelivers an activity it thinks we missed. The core does the command once;
+            # a message must not get its answer posted twice, and an invoke only answers the
+            # caller's HTTP request (the same card again), so it may run.
+            log.info("teams activity redelivered", platform="teams", activity_id=activity.id, type=activity.type)
+            if activity.type == ActivityTypes.message:
+                return
+        if _vouched_for(turn_context):
+            await self.remember(activity)
         await super().on_turn(turn_context)
 
     async def remember(self, activity: Activity) -> None:
-        """Keep the conversation reference, so the bot can write to this chat (or person) later."""
+        """Keep the conversation reference, so the bot can write to this chat (or person) later.
+
+        Only called for activities whose Bot Framework token names this serviceUrl: a reference
+        decides where a person's direct messages go, so nobody else may write one.
+        """
         if not activity.conversation or not activity.conversation.id or not activity.service_url:
             return
         if activity.type not in (ActivityTypes.message, ActivityTypes.conversation_update,
@@ -164,6 +226,10 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
+        if len(activity.text or "") > MAX_MESSAGE_CHARS:
+            log.info("teams message refused: too long", platform="teams", length=len(activity.text or ""))
+            await turn_context.send_activity(Activity(type="message", text_format="plain", text=TOO_LONG))
+            return
         value = activity.value if isinstance(activity.value, dict) else {}
         if value.get("escalator") == OPEN_CASE:  # the form sent with Action.Submit (older clients)
             result = inbound.form_command(value, activity, self.config)
@@ -188,7 +254,7 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
         if needs_card(reply, links):
             activity = Activity(type="message", attachments=[attachment(reply_card(reply, links=links))])
         else:
-            activity = Activity(type="message", text=reply.text, text_format="plain")
+            activity = Activity(type="message", text=plain_text(reply.text, reply.case_id), text_format="plain")
         await turn_context.send_activity(activity)
 
     async def reply_links(self, reply: Reply) -> list[Link]:
@@ -200,13 +266,20 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
         if turn_context.activity.name == "adaptiveCard/action":
             return await self.on_card_action(turn_context)
-        response: InvokeResponse = await super().on_invoke_activity(turn_context)
+        if turn_context.activity.value is not None and not isinstance(turn_context.activity.value, dict):
+            return _invoke(None, 400)  # every invoke Teams sends carries an object; botbuilder trips on others
+        response: InvokeResponse | None = await super().on_invoke_activity(turn_context)
+        if response is None or response.status == 501:
+            # botbuilder answers invokes nobody handles with 501; Teams shows that as an error.
+            log.info("teams invoke not handled", platform="teams", name=str(turn_context.activity.name)[:80])
+            return _invoke(None)
         return response
 
     async def on_card_action(self, turn_context: TurnContext) -> InvokeResponse:
         activity = turn_context.activity
         value = activity.value if isinstance(activity.value, dict) else {}
-        action = value.get("action") or {}
+        raw_action = value.get("action")
+        action: dict[str, Any] = raw_action if isinstance(raw_action, dict) else {}
         verb = str(action.get("verb") or "")
         raw_data = action.get("data")
         data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
@@ -260,7 +333,7 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
         if not data.get("message_url"):
             data["message_url"] = inbound.message_action_prefill(activity.value).get("message_url", "")
         reply = await self.dispatch(inbound.form_command(data, activity, self.config))
-        return MessagingExtensionActionResponse(task=TaskModuleMessageResponse(value=reply.text))
+        return MessagingExtensionActionResponse(task=TaskModuleMessageResponse(value=plain_text(reply.text)))
 
 
 class Connectors:
@@ -292,8 +365,9 @@ class TeamsAdapter:
     platform = "teams"
 
     def __init__(self, runtime: Runtime, *, cloud: EscalatorCloudAdapter, connectors: Connectors,
-                 delivery: TeamsTransport | None) -> None:
+                 delivery: TeamsTransport | None, loopback_only: bool = False) -> None:
         self.runtime = runtime
+        self.loopback_only = loopback_only
         self.cloud = cloud
         self.connectors = connectors
         self.delivery = delivery
@@ -304,6 +378,12 @@ class TeamsAdapter:
         app.router.add_post("/api/messages", self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.loopback_only and not _is_loopback(request.remote):
+            # Local mode checks no token: anyone who can reach the port could be anyone.
+            log.warning("teams request refused: local mode accepts this machine only", platform="teams",
+                        remote=request.remote)
+            return web.Response(status=401, text="Teams local mode accepts requests from this machine only; "
+                                                 "set MICROSOFT_APP_ID (or ESCALATOR_ALLOW_UNAUTHENTICATED_TEAMS=1)")
         return await self.cloud.process(request, self.bot)
 
     def transport(self) -> Transport | None:
@@ -338,10 +418,10 @@ def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:
         raise ValueError(f"Teams credentials are incomplete for a {settings.teams_app_type} bot: set "
                          "MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD and (single tenant) MICROSOFT_APP_TENANT_ID "
                          f"({exc})") from exc
-    cloud = EscalatorCloudAdapter(auth)
-    connectors = Connectors(auth, app_id)
     teams = runtime.config.platform_settings("teams")
     service_url = teams.service_url if teams else None
+    cloud = EscalatorCloudAdapter(auth, local=not app_id, service_url=service_url)
+    connectors = Connectors(auth, app_id)
     tenant = _tenant(runtime)
     delivery = None
     if service_url and (app_id or _is_local(service_url)):
@@ -350,12 +430,32 @@ def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:
                                   tenant_id=tenant)
     elif service_url:
         log.warning("MICROSOFT_APP_ID is empty: Teams messages wait in the outbox", platform="teams")
-    return TeamsAdapter(runtime, cloud=cloud, connectors=connectors, delivery=delivery)
+    loopback_only = not app_id and not settings.escalator_allow_unauthenticated_teams
+    return TeamsAdapter(runtime, cloud=cloud, connectors=connectors, delivery=delivery, loopback_only=loopback_only)
 
 
 def _tenant(runtime: Runtime) -> str | None:
     teams = runtime.config.platform_settings("teams")
     return (teams.tenant_id if teams else None) or runtime.settings.microsoft_app_tenant_id.strip() or None
+
+
+def _vouched_for(turn_context: TurnContext) -> bool:
+    """True when a Bot Framework token checked out for this very serviceUrl (never in local mode)."""
+    identity = turn_context.turn_state.get(BotAdapter.BOT_IDENTITY_KEY)
+    claims = getattr(identity, "claims", None)
+    if not isinstance(claims, dict) or not getattr(identity, "is_authenticated", False):
+        return False
+    return _same_url(claims.get(AuthenticationConstants.SERVICE_URL_CLAIM), turn_context.activity.service_url)
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address((remote or "").split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def _is_local(url: str) -> bool:

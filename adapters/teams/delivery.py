@@ -31,7 +31,7 @@ from botframework.connector.aio import ConnectorClient
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from adapters.teams.inbound import message_link
-from adapters.teams.render import Link, attachment, mention_text, notice_card
+from adapters.teams.render import Link, attachment, clean, mention_text, notice_card
 from bot.clock import Clock
 from bot.delivery import Delivery, RootGone
 from bot.delivery import Link as CoreLink
@@ -166,7 +166,7 @@ class TeamsClient:
         # The card's buttons name the thread they refresh; inbound still reads its tier part.
         tier = thread.rsplit(":", 1)[-1]
         return Activity(type="message", attachments=[attachment(notice_card(notice, tier=tier, links=links))],
-                        summary=notice.title[:100])
+                        summary=clean(notice.title)[:100])
 
     # ---- replies, direct messages, posts, uploads -------------------------------------------
 
@@ -205,7 +205,7 @@ class TeamsClient:
             raise Undeliverable("Teams bots can only send images inline; other files are not supported yet")
         image = Attachment(content_type=file.mime_type, name=file.filename,
                            content_url=f"data:{file.mime_type};base64,{file.data_b64}")
-        activity = Activity(type="message", text=notice.title, summary=notice.title[:100], attachments=[image])
+        activity = Activity(type="message", text=clean(notice.title), summary=clean(notice.title)[:100], attachments=[image])
         if user:
             conversation, service_url = await self._chat_with(user)
             return await self._send(conversation, activity, "send an image", service_url) or ""
@@ -248,7 +248,7 @@ class TeamsClient:
     async def _message_activity(self, notice: Notice, links: Sequence[CoreLink]) -> Activity:
         """A thread reply, page or direct message: a card, plus @mentions in the text for pages."""
         activity = Activity(type="message", attachments=[attachment(notice_card(notice, links=links))],
-                            summary=notice.title[:100])
+                            summary=clean(notice.title)[:100])
         if notice.mentions:
             lead = f"paged for {notice.case_id}" if notice.case_id and notice.kind == "page" else notice.title
             people = [(m.name, await self.teams_id(m.user_id) if m.user_id else None) for m in notice.mentions]

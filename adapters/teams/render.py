@@ -4,14 +4,22 @@ User text never goes through markdown: titles, texts and field values are `TextR
 `RichTextBlock`, which Adaptive Cards render literally, so nobody can post a disguised link or
 a fake mention through a case title. Links we make ourselves are `Action.OpenUrl` buttons.
 Mentions exist only in message text built from `notice.mentions`, each with its `entities` entry.
+Control characters and bidi overrides are dropped from everything shown (a second line of defence
+behind the grammar), so nobody can reverse how a title reads.
 Card buttons are `Action.Execute` (Universal Actions): Teams sends an `adaptiveCard/action`
 invoke and shows the card the bot answers with, so the card refreshes in place for whoever acts.
+
+Size: Teams refuses an activity over about 100 KB and handles big ones badly long before, so every
+card stays under 24 KB of JSON (the activity under 28 KB): one block per paragraph with its lines in
+one run, long text and long field lists cut, each cut saying "/case ESC-n shows all".
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from bot.config import Config
@@ -34,6 +42,40 @@ _STATUS_STYLE = {"resolved": "good"}
 _ACTION_STYLE = {"primary": "positive", "danger": "destructive"}
 _TEXT_LABEL = {"reason": "Reason", "resolution": "Resolution"}
 
+# C0 and C1 controls except tab and newline, bidi embeddings/overrides (U+202A-U+202E) and
+# isolates (U+2066-U+2069).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+
+CARD_BYTES = 24_000  # JSON of one card (as sent: non-ASCII escaped); the activity stays under 28 KB
+TEXT_CHARS = 8_000
+TITLE_CHARS = 300
+LABEL_CHARS = 60
+VALUE_CHARS = 1_000
+MAX_FIELDS = 25
+MAX_PARAGRAPHS = 12
+
+
+def clean(text: str) -> str:
+    """Text without control characters (but newline and tab) and without bidi overrides."""
+    return _UNSAFE.sub("", text)
+
+
+def cut(text: str, limit: int, more: str) -> str:
+    """`text`, or its start and `more` when it is longer than `limit` characters."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(more))].rstrip() + more
+
+
+def more_text(case_id: str | None) -> str:
+    return f"… (cut short: /case {case_id} shows all)" if case_id else "… (cut short)"
+
+
+def card_bytes(card: Card) -> int:
+    """The card's size as it travels (json with non-ASCII escaped, as the Bot Framework client sends it)."""
+    return len(json.dumps(card))
+
 
 def attachment(card: Card) -> dict[str, Any]:
     """A card as a Bot Framework attachment."""
@@ -42,7 +84,7 @@ def attachment(card: Card) -> dict[str, Any]:
 
 def run(text: str, **style: Any) -> dict[str, Any]:
     """A TextRun: shown exactly as written, markdown and all (that is the point)."""
-    return {"type": "TextRun", "text": text, **style}
+    return {"type": "TextRun", "text": clean(text), **style}
 
 
 def rich(*runs: dict[str, Any], **props: Any) -> dict[str, Any]:
@@ -51,7 +93,7 @@ def rich(*runs: dict[str, Any], **props: Any) -> dict[str, Any]:
 
 def plain_fallback(text: str) -> str:
     """`fallbackText` may be rendered as markdown by old clients: strip what could link or mention."""
-    out = text.replace("<", "‹").replace(">", "›")
+    out = clean(text[:2000]).replace("<", "‹").replace(">", "›")
     for ch in "[]()*_`#{}":
         out = out.replace(ch, " ")
     return " ".join(out.split())[:300]
@@ -65,24 +107,45 @@ def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]], fallback: s
     return card
 
 
-def _fact_rows(fields: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+def _fact_rows(fields: Sequence[tuple[str, str]], *, value_chars: int, max_fields: int,
+               more: str) -> list[dict[str, Any]]:
     """Label/value rows as columns of literal text (a FactSet would render values as markdown)."""
     rows = []
-    for label, value in fields:
+    shown = fields if len(fields) <= max_fields else fields[: max_fields - 1]
+    for label, value in shown:
         rows.append({
             "type": "ColumnSet", "spacing": "None",
             "columns": [
-                {"type": "Column", "width": "90px", "items": [rich(run(label, weight="Bolder"))]},
-                {"type": "Column", "width": "stretch", "items": [rich(run(value))]},
+                {"type": "Column", "width": "90px",
+                 "items": [rich(run(cut(label, LABEL_CHARS, "…"), weight="Bolder"))]},
+                {"type": "Column", "width": "stretch", "items": [rich(run(cut(value, value_chars, more)))]},
             ],
         })
+    if len(shown) < len(fields):
+        rows.append(rich(run(f"{len(fields) - len(shown)} more fields {more}", isSubtle=True), spacing="Small"))
     return rows
 
 
-def _text_blocks(text: str) -> list[dict[str, Any]]:
-    """One literal block per paragraph, so line breaks survive on every client."""
-    return [rich(run(line), spacing="None" if i else "Small") for i, line in enumerate(text.splitlines())
-            if line.strip()]
+def _text_blocks(text: str, *, limit: int, more: str) -> list[dict[str, Any]]:
+    """One literal block per paragraph, its lines in one run (a block per line made a 334-line
+    resolution 34 KB); at most MAX_PARAGRAPHS blocks, the last one holding the rest."""
+    text = cut(clean(text).strip(), limit, more)
+    paragraphs = [p.strip("\n") for p in _PARAGRAPH.split(text) if p.strip()]
+    paragraphs = ["\n".join(line for line in p.splitlines() if line.strip()) for p in paragraphs]
+    if len(paragraphs) > MAX_PARAGRAPHS:
+        paragraphs = [*paragraphs[: MAX_PARAGRAPHS - 1], "\n\n".join(paragraphs[MAX_PARAGRAPHS - 1:])]
+    return [rich(run(p), spacing="Small") for p in paragraphs]
+
+
+def _fitted(build: Callable[[int, int, int, str], Card], case_id: str | None) -> Card:
+    """Build the card with smaller and smaller text budgets until it is under CARD_BYTES."""
+    more = more_text(case_id)
+    text, values, fields = TEXT_CHARS, VALUE_CHARS, MAX_FIELDS
+    card: Card = build(text, values, fields, more)
+    while card_bytes(card) > CARD_BYTES and text > 100:
+        text, values, fields = text // 2, max(60, values // 2), max(4, fields // 2)
+        card = build(text, values, fields, more)
+    return card
 
 
 def action_data(action: CardAction, tier: str | None) -> dict[str, Any]:
@@ -125,30 +188,47 @@ def notice_card(notice: Notice, *, tier: str | None = None, links: Sequence[Link
     severity = (notice.severity or "").lower()
     status = (notice.status or "").lower()
     style = _STATUS_STYLE.get(status) or _SEVERITY_STYLE.get(severity) or "emphasis"
-    header_runs = [run(notice.title, weight="Bolder", size="Medium" if notice.kind == "card" else "Default")]
+    title = cut(notice.title, TITLE_CHARS, "…")
+    header_runs = [run(title, weight="Bolder", size="Medium" if notice.kind == "card" else "Default")]
     header: list[dict[str, Any]] = [rich(*header_runs)]
     if notice.kind == "card" and severity in {s.value for s in Severity}:
         tags = [run(severity.upper(), weight="Bolder", color="Attention" if severity == "sev1" else "Default")]
         if notice.private:
             tags.append(run("  ·  private", color="Warning"))
         header.append(rich(*tags, spacing="None"))
-    body: list[dict[str, Any]] = [{"type": "Container", "style": style, "bleed": True, "items": header}]
-    body += _text_blocks(notice.text)
-    body += _fact_rows([(f.label, f.value) for f in notice.fields])
     actions = [card_action(a, tier) for a in notice.actions]
     actions += [{"type": "Action.OpenUrl", "title": label, "url": url} for label, url in links]
-    return _card(body, actions, f"{notice.title}. {notice.text}")
+    fields = [(f.label, f.value) for f in notice.fields]
+
+    def build(text_chars: int, value_chars: int, max_fields: int, more: str) -> Card:
+        body: list[dict[str, Any]] = [{"type": "Container", "style": style, "bleed": True, "items": header}]
+        body += _text_blocks(notice.text, limit=text_chars, more=more)
+        body += _fact_rows(fields, value_chars=value_chars, max_fields=max_fields, more=more)
+        return _card(body, actions, f"{title}. {notice.text[:300]}")
+
+    return _fitted(build, notice.case_id)
 
 
 def reply_card(reply: Reply, *, links: Sequence[Link] = ()) -> Card:
     """What the caller sees after a command: the answer, the case facts, links to its threads."""
-    body: list[dict[str, Any]] = []
-    if reply.title:
-        body.append(rich(run(reply.title, weight="Bolder", size="Medium")))
-    body += _text_blocks(reply.text)
-    body += _fact_rows([(f.label, f.value) for f in reply.fields])
     actions = [{"type": "Action.OpenUrl", "title": label, "url": url} for label, url in links]
-    return _card(body or [rich(run("Done."))], actions, reply.title or reply.text)
+    fields = [(f.label, f.value) for f in reply.fields]
+    title = cut(reply.title, TITLE_CHARS, "…") if reply.title else ""
+
+    def build(text_chars: int, value_chars: int, max_fields: int, more: str) -> Card:
+        body: list[dict[str, Any]] = []
+        if title:
+            body.append(rich(run(title, weight="Bolder", size="Medium")))
+        body += _text_blocks(reply.text, limit=text_chars, more=more)
+        body += _fact_rows(fields, value_chars=value_chars, max_fields=max_fields, more=more)
+        return _card(body or [rich(run("Done."))], actions, title or reply.text[:300])
+
+    return _fitted(build, reply.case_id)
+
+
+def plain_text(text: str, case_id: str | None = None) -> str:
+    """A one-line answer sent as plain message text: cleaned and cut like card text."""
+    return cut(clean(text), TEXT_CHARS, more_text(case_id))
 
 
 def needs_card(reply: Reply, links: Sequence[Link] = ()) -> bool:
@@ -166,7 +246,7 @@ def escalation_form(config: Config, *, form_id: str, prefill: Mapping[str, str] 
     In chat it submits with Action.Execute (the card is replaced by the result); inside a task
     module Teams only supports Action.Submit, which arrives as `composeExtension/submitAction`.
     """
-    prefill = dict(prefill or {})
+    prefill = {key: clean(value) for key, value in (prefill or {}).items()}
     tiers = [t for t in config.tiers if t.channels.items()]
     body: list[dict[str, Any]] = [
         rich(run("Escalate a problem", weight="Bolder", size="Medium")),
@@ -201,7 +281,7 @@ def escalation_form(config: Config, *, form_id: str, prefill: Mapping[str, str] 
 
 def escape_text(text: str) -> str:
     """Message text is read as HTML by Teams: escape it so `<at>` or tags stay literal."""
-    return html.escape(text, quote=False)
+    return html.escape(clean(text), quote=False)
 
 
 def mention_text(names_and_ids: Sequence[tuple[str, str | None]], lead: str) -> tuple[str, list[dict[str, Any]]]:
@@ -216,4 +296,5 @@ def mention_text(names_and_ids: Sequence[tuple[str, str | None]], lead: str) -> 
         else:
             parts.append(escape_text(name))
     text = " ".join(parts)
-    return (f"{text} {escape_text(lead)}" if text else escape_text(lead)), entities
+    lead = escape_text(cut(lead, TITLE_CHARS, "…"))
+    return (f"{text} {lead}" if text else lead), entities

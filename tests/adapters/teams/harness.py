@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from botbuilder.schema import Activity
 from jsonschema import Draft6Validator
 from jsonschema.exceptions import best_match
 
@@ -122,6 +123,12 @@ class TeamsHarness:
             data["conversation"]["id"] = f"{root};messageid={data['id']}"
         data.update(changes)
         return data
+
+    async def remember(self, fixture: str, *, user: str = "alice", **changes: Any) -> None:
+        """What an activity with a valid Bot Framework token leaves behind: its conversation
+        reference (local mode stores none, so tests that need one store it this way)."""
+        data = self.activity(fixture, user=user, **changes)
+        await self.adapter.bot.remember(Activity().deserialize(data))
 
     async def say(self, text: str, *, user: str = "alice", where: str = "channel",
                   channel: str | None = None) -> tuple[int, Any]:

@@ -3,13 +3,10 @@ endpoint over HTTP (auth off), with replies landing on the fake Bot Connector.""
 
 from __future__ import annotations
 
-import json
-
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.teams.app import build_teams_adapter
-from adapters.teams.delivery import REFS, USERS, reference_from_json
 from adapters.web import build_web_app
 from bot.clock import FakeClock
 from bot.commands import AcknowledgeCase, Command, OpenCase
@@ -37,14 +34,14 @@ async def test_escalate_in_a_channel_opens_the_case_and_answers_in_the_callers_t
     assert answer.body["textFormat"] == "plain"
 
 
-async def test_a_redelivered_message_opens_one_case(teams: TeamsHarness) -> None:
+async def test_a_redelivered_message_opens_one_case_and_is_answered_once(teams: TeamsHarness) -> None:
     activity = teams.activity("message_channel", text="escalate L2 Printer on fire")
 
     await teams.post(activity)
     await teams.post(activity)
 
     assert await teams.runtime.store.open_case_ids() == ["ESC-1001"]
-    assert len(teams.replies()) == 2  # the caller is answered both times, the work is done once
+    assert len(teams.replies()) == 1  # Teams redelivers what it thinks we missed: no second "Opened ESC-1001"
 
 
 async def test_case_shows_the_case_and_its_timeline_as_a_card(teams: TeamsHarness) -> None:
@@ -183,22 +180,6 @@ async def test_submitting_the_message_action_opens_the_case_linked_to_the_messag
     thread_root = case.origin.thread
     link_back = teams.connector.in_conversation(f"19:l1@thread.tacv2;messageid={thread_root}")
     assert link_back and "Escalated to L2 Specialists as ESC-1001" in card_text(link_back[0].cards[0])
-
-
-async def test_installs_and_messages_keep_conversation_references_for_later(teams: TeamsHarness) -> None:
-    await teams.post(teams.activity("install_personal", user="ben"))
-    await teams.post(teams.activity("team_added", user="gus"))
-    await teams.say("help", user="hana", where="personal")
-
-    store = teams.runtime.store
-    ben = reference_from_json(await store.get_ref(USERS, "29:ben") or "")
-    assert ben.conversation.id == "a:1personal-ben" and ben.service_url == teams.connector.url
-    assert await store.get_ref(USERS, "aaaaaaaa-0000-4000-8000-000000000002") is not None
-    team = json.loads(await store.get_ref(REFS, "19:supportteam@thread.tacv2") or "{}")
-    assert team["conversation"]["conversationType"] == "channel"
-    assert await store.get_ref(USERS, "29:hana") is not None
-    assert await store.get_ref(USERS, "29:gus") is None  # a team install is not a 1:1 chat
-
 
 
 async def test_a_crash_inside_a_turn_gets_the_caller_an_apology_not_an_error_page(

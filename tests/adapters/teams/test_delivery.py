@@ -134,7 +134,7 @@ async def test_pages_mention_the_paged_people_in_the_thread(teams: TeamsHarness)
 
 
 async def test_a_direct_page_uses_the_persons_stored_1to1_chat(teams: TeamsHarness) -> None:
-    await teams.post(teams.activity("install_personal", user="ben"))
+    await teams.remember("install_personal", user="ben")
     await posted_root(teams)
     page = Notice(kind="page", title="You are paged for ESC-1042 (sev2)", case_id="ESC-1042",
                   links=[ThreadLink(case_id="ESC-1042", tier="L2", label="Open the case thread")])
@@ -283,7 +283,7 @@ async def test_a_failed_root_post_is_retried_and_posted_once(teams: TeamsHarness
 
 
 async def test_people_configured_by_entra_object_id_are_mentioned_by_their_teams_id(teams: TeamsHarness) -> None:
-    await teams.say("help", user="ben", where="personal")  # Teams tells us Ben's 29: id and Entra id
+    await teams.remember("message_personal", user="ben")  # Teams tells us Ben's 29: id and Entra id
     await posted_root(teams)
     aad = "aaaaaaaa-0000-4000-8000-000000000002"
     page = Notice(kind="page", title="Paging Ben Brooks", case_id="ESC-1042",
@@ -314,7 +314,7 @@ async def test_a_link_that_never_resolves_is_left_out_rather_than_losing_the_mes
 
 async def test_a_direct_page_is_not_held_back_by_a_missing_thread_and_gets_its_link_once_posted(
         teams: TeamsHarness) -> None:
-    await teams.post(teams.activity("install_personal", user="ben"))
+    await teams.remember("install_personal", user="ben")
     teams.connector.fail_next(429, retry_after=30, op="create_conversation")  # the tier channel is held
     page = Notice(kind="page", title="You are paged for ESC-1042 (sev1)", case_id="ESC-1042",
                   links=[ThreadLink(case_id="ESC-1042", tier="L2", label="Open the case thread")])
@@ -340,7 +340,7 @@ async def test_a_direct_page_is_not_held_back_by_a_missing_thread_and_gets_its_l
 
 
 async def test_an_image_upload_to_a_person_is_sent_inline_in_their_chat(teams: TeamsHarness) -> None:
-    await teams.post(teams.activity("install_personal", user="ben"))
+    await teams.remember("install_personal", user="ben")
     chart = FileRef(filename="digest.png", mime_type="image/png", data_b64="iVBORw0KGgo=")
     await enqueue(teams, message(Notice(kind="upload", title="Weekly digest", file=chart), user="29:ben"))
     await teams.deliver()
