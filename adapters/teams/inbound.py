@@ -127,10 +127,36 @@ def html_to_text(content: str) -> str:
     return clean_text(re.sub(r"(?i)<br\s*/?>|</p>|</div>", " ", content))
 
 
+def resolve_mentions(activity: Activity, config: Config) -> str:
+    """The message text with each `<at>` mention of a configured person as `@<person key>`.
+
+    Mentions resolve by the mention entity's id (the person's Teams id in the config), never by
+    the display name someone could type; anyone else stays their display name (`@Name`).
+    """
+    text = activity.text or ""
+    bot_id = activity.recipient.id if activity.recipient else None
+    for entity in activity.entities or []:
+        # botbuilder keeps a mention's `text` and `mentioned` in additional_properties, not in serialize().
+        data = ({"type": entity.type, **(getattr(entity, "additional_properties", None) or {})}
+                if hasattr(entity, "serialize") else entity)
+        if not isinstance(data, dict) or data.get("type") != "mention":
+            continue
+        who = data.get("mentioned") or {}
+        tag = str(data.get("text") or "")
+        if not tag or not isinstance(who, dict) or (bot_id and who.get("id") == bot_id):
+            continue
+        person = config.person_by_platform_id("teams", str(who["id"])) if who.get("id") else None
+        if person is None and who.get("aadObjectId"):
+            person = config.person_by_platform_id("teams", str(who["aadObjectId"]))
+        name = html.unescape(_TAG.sub("", tag)).strip() or str(who.get("name") or "someone")
+        text = text.replace(tag, f"@{person}" if person else f"@{name}")
+    return text
+
+
 def message_command(activity: Activity, config: Config) -> Command | Reply:
     """A message to the bot: strip the bot's own @mention, then the shared chat grammar."""
     TurnContext.remove_recipient_mention(activity)
-    text = clean_text(activity.text or "")
+    text = clean_text(resolve_mentions(activity, config))
     return parse_message(text, actor=actor_of(activity, config), config=config, key=activity_key(activity),
                          origin=origin_of(activity))
 

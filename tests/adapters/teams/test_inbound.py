@@ -14,7 +14,7 @@ from adapters.teams.inbound import (
     message_command,
     origin_of,
 )
-from bot.commands import AcknowledgeCase, EscalateCase, OpenCase, ResolveCase, ShowOnCall
+from bot.commands import AcknowledgeCase, EscalateCase, HandOffCase, OpenCase, ResolveCase, ShowOnCall
 from bot.config import Config
 from bot.messages import Reply
 from tests.adapters.teams.harness import payload
@@ -114,3 +114,24 @@ def test_escalate_this_message_prefills_the_text_and_the_link() -> None:
 
     assert prefill == {"summary": "Initech: nobody can log in since 09:00 & the SSO page loops",
                        "message_url": payload("fetch_task")["value"]["messagePayload"]["linkToMessage"]}
+
+
+def test_a_mention_of_a_configured_person_becomes_their_person_key(example_config: Config) -> None:
+    activity = Activity().deserialize({
+        "type": "message", "id": "1", "text": "<at>Escalator</at> case ESC-1001 handoff <at>Ben Brooks</at> over to you",
+        "from": {"id": "29:alice", "name": "Alice Adams"}, "recipient": {"id": "28:escalator-local"},
+        "conversation": {"id": "a:1", "conversationType": "personal"},
+        "entities": [{"type": "mention", "text": "<at>Escalator</at>", "mentioned": {"id": "28:escalator-local"}},
+                     {"type": "mention", "text": "<at>Ben Brooks</at>", "mentioned": {"id": "29:ben", "name": "Ben"}}]})
+    command = message_command(activity, example_config)
+    assert isinstance(command, HandOffCase) and command.to_person == "ben" and command.note == "over to you"
+
+
+def test_a_mention_of_someone_unknown_stays_a_name_and_never_an_id(example_config: Config) -> None:
+    activity = Activity().deserialize({
+        "type": "message", "id": "2", "text": "escalate L2 <at>Sam Stranger</at> cannot log in",
+        "from": {"id": "29:alice", "name": "Alice Adams"}, "recipient": {"id": "28:escalator-local"},
+        "conversation": {"id": "a:1", "conversationType": "personal"},
+        "entities": [{"type": "mention", "text": "<at>Sam Stranger</at>", "mentioned": {"id": "29:sam", "name": "Sam"}}]})
+    command = message_command(activity, example_config)
+    assert isinstance(command, OpenCase) and "29:" not in command.title and "Sam Stranger" in command.title
