@@ -35,6 +35,7 @@ CASE_ID = re.compile(r"^ESC-\d+$", re.IGNORECASE)
 VERBS = ("escalate", "case", "oncall", "help")
 COMMAND_LIMIT = 4000  # characters of one command, as Slack's own slash-command limit
 TITLE_LIMIT = 300
+CUT = "…"
 
 SEVERITY_HELP = ("Severity: sev1 (most urgent) to sev4; also written sev 2, sev-2, SEV2 or s2; "
                  "P1..P4 = sev1..sev4; critical = sev1, high = sev2, medium = sev3, low = sev4.")
@@ -257,7 +258,13 @@ def with_names(text: str, config: Config) -> str:
 
 
 def _title(words: list[str], config: Config) -> str:
-    return with_names(" ".join(words), config)[:TITLE_LIMIT].rstrip()
+    """The summary as a case title: names for mentions, at most TITLE_LIMIT characters."""
+    title = with_names(" ".join(words), config)
+    return title if len(title) <= TITLE_LIMIT else title[:TITLE_LIMIT - 1].rstrip() + CUT
+
+
+def was_cut(title: str) -> bool:
+    return title.endswith(CUT) and len(title) >= TITLE_LIMIT - 20
 
 
 def category_note(category: str | None, config: Config) -> str | None:
@@ -280,9 +287,13 @@ def category_note(category: str | None, config: Config) -> str | None:
 
 def notes(command: Command | Reply, config: Config) -> list[str]:
     """Things the caller should know about how their words were read (shown with the reply)."""
-    if isinstance(command, OpenCase) and (note := category_note(command.category, config)):
-        return [note]
-    return []
+    if not isinstance(command, OpenCase):
+        return []
+    found = [note] if (note := category_note(command.category, config)) else []
+    if was_cut(command.title):
+        found.append(f"the summary was cut to {TITLE_LIMIT} characters for the title; "
+                     "put the details in the case thread")
+    return found
 
 
 def with_notes(reply: Reply, command: Command | Reply, config: Config) -> Reply:

@@ -141,7 +141,7 @@ class ConsoleSession:
         if verb in ("q", "quit", "exit"):
             return False
         if verb == "as":
-            name = rest.strip().lower()
+            name = rest.strip().lstrip("@").lower()
             if name not in self.runtime.config.people:
                 self.out(f"  unknown person '{name}' (known: {', '.join(self.runtime.config.people)})")
             else:

@@ -216,9 +216,14 @@ def test_a_40_kb_input_is_refused_at_once_with_the_limit(entry: str) -> None:
         assert isinstance(result, Reply) and not result.ok and "at most 4,000" in result.text
 
 
-def test_a_title_is_cut_at_300_characters() -> None:
+def test_a_title_is_cut_at_300_characters_and_the_caller_is_told() -> None:
     opened = escalate("word " * 500)
     assert isinstance(opened, OpenCase) and len(opened.title) <= grammar.TITLE_LIMIT
+    assert opened.title.endswith("word…")
+    reply = grammar.with_notes(Reply(text="Opened ESC-1001."), opened, CONFIG)
+    assert "Note: the summary was cut to 300 characters for the title" in reply.text
+    short = escalate("word " * 5)
+    assert isinstance(short, OpenCase) and grammar.with_notes(Reply(text="x"), short, CONFIG).text == "x"
 
 
 # ---- typos --------------------------------------------------------------------------------------
