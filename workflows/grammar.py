@@ -43,7 +43,7 @@ SEVERITY_WORDS = {"critical": Severity.SEV1, "high": Severity.SEV2, "medium": Se
                   "low": Severity.SEV4}
 _SEV_EXPLICIT = re.compile(r"(?:sev|severity)[ -]?(\d{1,3})")  # sev2, sev-2: a severity wherever it stands
 _SEV_SHORT = re.compile(r"[ps](\d{1,3})")  # p2, s2: only before the summary (think "p95 latency", "s3")
-_MENTION = re.compile(r"(?<![\w@])@([\w-]{1,64})")
+_MENTION = re.compile(r"(?<![\w@])@(\w(?:[\w.-]{0,62}\w)?)")  # @ben, @ben.b, not the "." after @ben.
 
 # What people paste from other apps: NUL and other control characters, and the bidi overrides and
 # isolates that make text read differently from what it says (U+202A-U+202E, U+2066-U+2069).

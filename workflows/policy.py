@@ -109,7 +109,8 @@ def sensitive_match(category: str | None, config: Config) -> str | None:
         return low
     if low in known_categories(config):
         return None
-    for form in (low.removesuffix("s"), low.removesuffix("es"), low + "s"):
+    plural_y = low[:-3] + "y" if low.endswith("ies") else low
+    for form in (low.removesuffix("s"), low.removesuffix("es"), plural_y, low + "s"):
         if form in sensitive:
             return form
     close = difflib.get_close_matches(low, sensitive, n=1, cutoff=NEAR_MISS_CUTOFF)

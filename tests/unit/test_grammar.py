@@ -130,15 +130,17 @@ def test_reasons_resolutions_and_notes_show_names_too() -> None:
     assert isinstance(resolved, ResolveCase) and resolved.resolution == "fixed with @Cleo Chen"
     moved = parse("ESC-1 L3 @dev knows the job", verb="escalate", actor=ALICE, config=CONFIG)
     assert isinstance(moved, EscalateCase) and moved.reason == "@Dev Patel knows the job"
-    handed = case("ESC-1 handoff ben ask @hana about jane@ben.example")
-    assert isinstance(handed, HandOffCase) and handed.note == "ask @Hana Ito about jane@ben.example"
+    handed = case("ESC-1 handoff ben ask @hana about jane@ben.example, then @gus.")
+    assert isinstance(handed, HandOffCase)
+    assert handed.note == "ask @Hana Ito about jane@ben.example, then @Gus Grant."
 
 
 # ---- categories -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("typed", "meant"), [("biling", "billing"), ("payments", "payment"),
-                                              ("acount", "account"), ("Fruad", "fraud"), ("billing", "billing")])
+                                              ("acount", "account"), ("Fruad", "fraud"), ("billing", "billing"),
+                                              ("identities", "identity"), ("accounts", "account")])
 def test_a_near_miss_of_a_sensitive_category_is_sensitive(typed: str, meant: str) -> None:
     assert sensitive_match(typed, CONFIG) == meant and is_sensitive(typed, CONFIG)
 
