@@ -37,8 +37,8 @@ COMMAND_LIMIT = 4000  # characters of one command, as Slack's own slash-command 
 TITLE_LIMIT = 300
 CUT = "…"
 
-SEVERITY_HELP = ("Severity: sev1 (most urgent) to sev4; also written sev 2, sev-2, SEV2 or s2; "
-                 "P1..P4 = sev1..sev4; critical = sev1, high = sev2, medium = sev3, low = sev4.")
+SEVERITY_HELP = ("Severity: sev1 (most urgent) to sev4, also written sev 2, sev-2, SEV2 or s2;\n"
+                 "          P1..P4 = sev1..sev4; critical = sev1, high = sev2, medium = sev3, low = sev4.")
 SEVERITY_WORDS = {"critical": Severity.SEV1, "high": Severity.SEV2, "medium": Severity.SEV3,
                   "low": Severity.SEV4}
 _SEV_EXPLICIT = re.compile(r"(?:sev|severity)[ -]?(\d{1,3})")  # sev2, sev-2: a severity wherever it stands
@@ -227,7 +227,7 @@ def severity_of(word: str, *, leading: bool = True) -> Severity | str | None:
         number = int(match.group(1))
         if 1 <= number <= 4:
             return Severity(f"sev{number}")
-        return f"'{word}' is not a severity. {SEVERITY_HELP}"
+        return f"'{word}' is not a severity (use sev1 to sev4, P1 to P4, or critical/high/medium/low)."
     if leading and low in SEVERITY_WORDS:
         return SEVERITY_WORDS[low]
     return None
