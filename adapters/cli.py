@@ -7,6 +7,8 @@ A config error prints every problem with the file and key path and exits with st
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import click
 from bot.config import Config, ConfigError, load_config
 from bot.settings import Settings
 
+STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a Redis stream entry id, as `outbox dead` lists them
 CONFIG_OPTION = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="ESCALATOR_CONFIG",
     default="escalator.yaml", show_default=True, help="The YAML config file (env ESCALATOR_CONFIG).")
@@ -87,7 +90,11 @@ def _platform_adapters(runtime: Any) -> list[Any]:
 @CONFIG_OPTION
 @click.option("--as", "person", default="alice", show_default=True, help="The configured person you act as.")
 def console(config_path: Path, person: str) -> None:
-    """Type chat commands as PERSON and see what the bot posts; reads stdin when it is not a terminal."""
+    """Type chat commands as PERSON and see what the bot posts; reads stdin when it is not a terminal.
+
+    A sandbox: its own Redis key prefix (`<prefix>-console`), so nothing typed here is ever
+    posted to Slack or Teams. Ctrl-D, Ctrl-C or :quit leave.
+    """
     from adapters import logs
 
     logs.configure(json=False, level=40)
@@ -95,37 +102,45 @@ def console(config_path: Path, person: str) -> None:
     if person not in config.people:
         click.echo(f"Unknown person '{person}' (known: {', '.join(config.people)}).", err=True)
         sys.exit(2)
-    asyncio.run(_console(config, person))
+    _console(config, person, interactive=sys.stdin.isatty())
 
 
-async def _console(config: Config, person: str) -> None:
-    from adapters.console.session import ConsoleSession, SandboxClock
+def _console(config: Config, person: str, *, interactive: bool) -> None:
+    """The read-eval-print loop: input in the main thread, so Ctrl-C and Ctrl-D end it cleanly."""
+    from adapters.console.session import ConsoleSession, SandboxClock, console_prefix
     from bot.clock import SystemClock
     from bot.runtime import build_runtime
     from workflows import HANDLERS
 
+    if interactive:
+        import readline  # noqa: F401  (line editing and history for input())
+    settings = Settings()
     clock = SandboxClock(SystemClock())
-    runtime = build_runtime(config=config, settings=Settings(), handlers=HANDLERS, clock=clock)
-    session = ConsoleSession(runtime, person=person, out=click.echo, advance=clock.advance)
-    try:
-        await session.start()
-        interactive = sys.stdin.isatty()
-        loop = asyncio.get_running_loop()
-        while True:
-            line = await loop.run_in_executor(None, lambda: input("> ") if interactive else sys.stdin.readline())
-            if not interactive and line == "":
-                break
-            if not await session.handle_line(line):
-                break
-    except (EOFError, KeyboardInterrupt):
-        pass
-    finally:
-        await runtime.close()
+    with asyncio.Runner() as runner:
+        runtime = build_runtime(config=config, settings=settings, handlers=HANDLERS, clock=clock,
+                                prefix=console_prefix(settings.escalator_prefix))
+        session = ConsoleSession(runtime, person=person, out=click.echo, advance=clock.advance)
+        session.echo = not interactive
+        try:
+            runner.run(session.start())
+            while True:
+                line = input(session.prompt) if interactive else sys.stdin.readline()
+                if not interactive and line == "":
+                    break
+                if not runner.run(session.handle_line(line)):
+                    break
+        except (EOFError, KeyboardInterrupt):
+            if interactive:
+                click.echo()  # end the prompt's line
+        finally:
+            with contextlib.suppress(Exception, KeyboardInterrupt):
+                runner.run(runtime.close())
 
 
 @main.command("teams-package")
 @click.option("--app-id", envvar="MICROSOFT_APP_ID", required=True, help="The Azure Bot's app id.")
-@click.option("--host", envvar="ESCALATOR_PUBLIC_URL", default=None, help="bot.example.com or its URL")
+@click.option("--host", envvar="ESCALATOR_PUBLIC_URL", default=None,
+              help="The public name of the bot (bot.example.com or its URL); required (env ESCALATOR_PUBLIC_URL).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("escalator-teams.zip"), show_default=True)
 def teams_package(app_id: str, host: str | None, out: Path) -> None:
     """Build the Teams app package (manifest + icons) to upload in Teams."""
@@ -140,7 +155,7 @@ def teams_package(app_id: str, host: str | None, out: Path) -> None:
 
 @main.group()
 def outbox() -> None:
-    """Inspect the outbox: pending counts and dead letters, and replay them."""
+    """Inspect the outbox: pending counts and dead letters, replay them, or purge a platform."""
 
 
 @outbox.command("status")
@@ -179,26 +194,70 @@ def outbox_replay(config_path: Path, platform: str, entry_id: str | None, replay
     """Put a dead letter (ENTRY_ID) or all of them (--all) back on the outbox."""
     if not entry_id and not replay_all:
         raise click.UsageError("Give a dead letter id (see `escalator outbox dead`) or --all.")
+    if entry_id and not replay_all and not STREAM_ID.fullmatch(entry_id):
+        click.echo(f"'{entry_id}' is not a dead letter id: ids look like 1700000000000-0 "
+                   f"(list them with `escalator outbox dead --platform {platform}`).", err=True)
+        sys.exit(2)
 
-    async def run(runtime: Any) -> None:
-        n = await runtime.outbox.replay(platform, None if replay_all else entry_id)
+    async def run(runtime: Any) -> int:
+        n = int(await runtime.outbox.replay(platform, None if replay_all else entry_id))
+        if n == 0 and not replay_all:
+            click.echo(f"No dead letter {entry_id} on {platform} (list them with "
+                       f"`escalator outbox dead --platform {platform}`).", err=True)
+            return 1
         click.echo(f"Replayed {n} message(s) on {platform}.")
-    _with_runtime(config_path, run)
+        return 0
+    sys.exit(_with_runtime(config_path, run))
 
 
-def _with_runtime(config_path: Path, fn: Any) -> None:
+@outbox.command("purge")
+@CONFIG_OPTION
+@click.option("--platform", type=click.Choice(["slack", "teams"]), required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def outbox_purge(config_path: Path, platform: str, yes: bool) -> None:
+    """Drop every message waiting for delivery on PLATFORM (the stream and the retry queue).
+
+    For messages that must never be posted, e.g. typed into a test setup pointed at a real
+    workspace. Dead letters are kept (see `outbox dead`).
+    """
+    async def count(runtime: Any) -> int:
+        return int(await runtime.outbox.pending(platform))
+
+    waiting = _with_runtime(config_path, count)
+    if waiting == 0:
+        click.echo(f"Nothing waits for delivery on {platform}.")
+        return
+    if not yes and not click.confirm(f"Drop {waiting} message(s) waiting for delivery on {platform}? "
+                                     "They will never be posted", default=False):
+        click.echo("Nothing dropped.")
+        sys.exit(1)
+
+    async def purge(runtime: Any) -> int:
+        keys, redis = runtime.store.keys, runtime.store.redis
+        pipe = redis.pipeline(transaction=True)
+        pipe.xlen(keys.outbox(platform))
+        pipe.zcard(keys.outbox_delayed(platform))
+        pipe.xtrim(keys.outbox(platform), maxlen=0, approximate=False)  # keeps the delivery group
+        pipe.delete(keys.outbox_delayed(platform))
+        length, delayed, *_ = await pipe.execute()
+        return int(length) + int(delayed)
+
+    click.echo(f"Dropped {_with_runtime(config_path, purge)} message(s) waiting for delivery on {platform}.")
+
+
+def _with_runtime(config_path: Path, fn: Any) -> Any:
     from bot.runtime import build_runtime
     from workflows import HANDLERS
 
     config = _load(config_path)
 
-    async def go() -> None:
+    async def go() -> Any:
         runtime = build_runtime(config=config, settings=Settings(), handlers=HANDLERS)
         try:
-            await fn(runtime)
+            return await fn(runtime)
         finally:
             await runtime.close()
-    asyncio.run(go())
+    return asyncio.run(go())
 
 
 if __name__ == "__main__":

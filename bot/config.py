@@ -364,12 +364,13 @@ def load_config(path: str | Path) -> Config:
 def parse_config(text: str, name: str = "escalator.yaml") -> Config:
     """Validate config text; `name` is used in error messages."""
     try:
-        data = yaml.safe_load(text)
+        data, twice = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{name}: {where}invalid YAML: {problem}"]) from None
+    duplicates = [f"{name}: line {line}: {path} is defined twice; merge the two entries" for line, path in twice]
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -377,11 +378,44 @@ def parse_config(text: str, name: str = "escalator.yaml") -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([f"{name}: {_describe(err, data)}" for err in exc.errors()]) from None
-    problems = [f"{name}: {p}" for p in check_references(config)]
+        raise ConfigError(duplicates + [f"{name}: {_describe(err, data)}" for err in exc.errors()]) from None
+    problems = duplicates + [f"{name}: {p}" for p in check_references(config)]
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _load_yaml(text: str) -> tuple[Any, list[tuple[int, str]]]:
+    """The YAML data, and every key a mapping defines twice as (line, key path).
+
+    Plain YAML loaders keep the last of two `ben:` entries without a word, so a second person,
+    schedule or policy would silently replace the first.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        twice = _duplicate_keys(node, "") if node is not None else []
+        return (loader.construct_document(node) if node is not None else None), twice
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node, path: str) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            label = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            where = f"{path}.{label}" if path else label
+            if isinstance(key, yaml.ScalarNode) and label != "<<":
+                if label in seen:
+                    found.append((key.start_mark.line + 1, where))
+                seen.add(label)
+            found += _duplicate_keys(value, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found += _duplicate_keys(item, f"{path}[{i}]")
+    return found
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -471,6 +505,26 @@ def _known(names: Any) -> str:
     return f" (known: {', '.join(names)})" if names else " (none are defined)"
 
 
+SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{1,30}")
+TEAMS_CHANNEL = re.compile(r"19:\S+")
+CHANNEL_HINT = {"slack": "the channel id, e.g. C0123 (at the bottom of the channel's About tab)",
+                "teams": "the channel id, e.g. 19:...@thread.tacv2 (decoded from the channel's link)"}
+
+
+def _channel_ids(config: Config) -> list[str]:
+    """Channel names where the platforms need ids (`#l2-specialists`): nothing could be posted there."""
+    places: list[tuple[str, PlatformIds]] = []
+    for t, tier in enumerate(config.tiers):
+        places += [(f"tiers[{t}].channels", tier.channels), (f"tiers[{t}].private_channels", tier.private_channels)]
+    places += [(f"customers.{key}.channels", c.channels) for key, c in config.customers.items()]
+    places += [("swarm.channel", config.swarm.channel), ("crisis.status_channels", config.crisis.status_channels)]
+    places += [(f"digests[{d}].channels", digest.channels) for d, digest in enumerate(config.digests)]
+    shapes = {"slack": SLACK_CHANNEL, "teams": TEAMS_CHANNEL}
+    return [f"{where}.{platform}: '{value}' is not a {platform.title()} channel id; use {CHANNEL_HINT[platform]}"
+            for where, ids in places for platform, value in ids.items()
+            if not shapes[platform].fullmatch(value)]
+
+
 def check_references(config: Config) -> list[str]:
     """Check every name that points into another section; return `path: problem` lines."""
     problems: list[str] = []
@@ -500,7 +554,8 @@ def check_references(config: Config) -> list[str]:
     for t, tier in enumerate(config.tiers):
         where = f"tiers[{t}]"
         if tier.id.lower() in seen:
-            problems.append(f"{where}.id: tier '{tier.id}' is defined twice")
+            problems.append(f"{where}.id: tier '{tier.id}' is defined twice; give each tier its own id "
+                            "or merge the two entries")
         seen.add(tier.id.lower())
         if tier.policy and tier.policy not in config.policies:
             problems.append(f"{where}.policy: unknown policy '{tier.policy}'{_known(config.policies)}")
@@ -521,6 +576,7 @@ def check_references(config: Config) -> list[str]:
         for i, cust in enumerate(rule.if_.customer):
             if cust not in config.customers:
                 problems.append(f"{where}.if.customer[{i}]: unknown customer '{cust}'{_known(config.customers)}")
+    problems += _channel_ids(config)
     for i, commander in enumerate(config.crisis.commanders):
         person(commander, f"crisis.commanders[{i}]")
     for d, digest in enumerate(config.digests):

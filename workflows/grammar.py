@@ -6,6 +6,7 @@ the escalation form). Adapters only find the verb and the text; everything else 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 
@@ -28,15 +29,38 @@ from bot.commands import (
 from bot.config import Config
 from bot.messages import ActionName, Reply
 from bot.model import Actor, Origin, Severity
+from workflows.policy import known_categories, sensitive_match
 
 CASE_ID = re.compile(r"^ESC-\d+$", re.IGNORECASE)
 VERBS = ("escalate", "case", "oncall", "help")
+COMMAND_LIMIT = 4000  # characters of one command, as Slack's own slash-command limit
+TITLE_LIMIT = 300
+CUT = "…"
+
+SEVERITY_HELP = ("Severity: sev1 (most urgent) to sev4, also written sev 2, sev-2, SEV2 or s2;\n"
+                 "          P1..P4 = sev1..sev4; critical = sev1, high = sev2, medium = sev3, low = sev4.")
+SEVERITY_WORDS = {"critical": Severity.SEV1, "high": Severity.SEV2, "medium": Severity.SEV3,
+                  "low": Severity.SEV4}
+_SEV_EXPLICIT = re.compile(r"(?:sev|severity)[ -]?(\d{1,3})")  # sev2, sev-2: a severity wherever it stands
+_SEV_SHORT = re.compile(r"[ps](\d{1,3})")  # p2, s2: only before the summary (think "p95 latency", "s3")
+_MENTION = re.compile(r"(?<![\w@])@(\w(?:[\w.-]{0,62}\w)?)")  # @ben, @ben.b, not the "." after @ben.
+
+# What people paste from other apps: NUL and other control characters, and the bidi overrides and
+# isolates that make text read differently from what it says (U+202A-U+202E, U+2066-U+2069).
+_UNTYPABLE: dict[int, str | None] = {
+    **{c: None for c in range(0x20) if c not in (0x09, 0x0A)},
+    0x09: " ", 0x7F: None,
+    **{c: None for c in range(0x80, 0xA0)},
+    **{c: None for c in range(0x202A, 0x202F)},
+    **{c: None for c in range(0x2066, 0x206A)},
+}
 
 USAGE = {
     "escalate": (
         "Usage: /escalate [L1|L2|L3|vendor] [sev1..sev4] [customer:ID] [category:NAME] summary...\n"
         "       /escalate ESC-1042 [tier] reason...   (move an existing case up)\n"
-        "With no text, /escalate opens a form."
+        "With no text, /escalate opens a form.\n"
+        f"{SEVERITY_HELP}"
     ),
     "case": (
         "Usage: /case ESC-1042                      show the case and its timeline\n"
@@ -58,11 +82,35 @@ def usage(verb: str, problem: str = "") -> Reply:
     return Reply(text=f"{problem}\n{text}" if problem else text, ok=False)
 
 
+def clean(text: str) -> str:
+    """What a person typed, without control characters or bidi overrides (newlines are kept)."""
+    return text.translate(_UNTYPABLE)
+
+
+def too_long(text: str) -> Reply | None:
+    """A short refusal for a command longer than anyone types; checked before any parsing."""
+    if len(text) <= COMMAND_LIMIT:
+        return None
+    return Reply(text=f"That is {len(text):,} characters; a command can be at most {COMMAND_LIMIT:,} "
+                      "(as on Slack). Put the summary in the command and the details in the case thread.",
+                 ok=False)
+
+
+def unknown_verb(verb: str) -> Reply:
+    """Unknown command, with the closest known one when it looks like a typo."""
+    word = clean(verb)[:40]
+    close = difflib.get_close_matches(word.lower(), VERBS, n=1, cutoff=0.6)
+    hint = f" — did you mean {close[0]}?" if close else "."
+    return Reply(text=f"Unknown command '{word}'{hint}\n{help_text()}", ok=False)
+
+
 def parse(text: str, *, verb: str, actor: Actor, config: Config, key: str | None = None,
           origin: Origin | None = None) -> Command | Reply:
     """Parse what follows `/verb` (or `@Escalator verb`) into a command for `actor`."""
-    verb = verb.lower().lstrip("/")
-    words = text.split()
+    if (refusal := too_long(text)) is not None:
+        return refusal
+    verb = clean(verb).lower().lstrip("/")
+    words = _join_severity(clean(text).split())
     try:
         if verb == "escalate":
             return _escalate(words, actor, config, key, origin)
@@ -77,23 +125,27 @@ def parse(text: str, *, verb: str, actor: Actor, config: Config, key: str | None
             return ShowHelp(actor=actor, key=key)
     except _Usage as exc:
         return usage(verb, str(exc))
-    return Reply(text=f"Unknown command '{verb}'.\n{help_text()}", ok=False)
+    return unknown_verb(verb)
 
 
 def parse_message(text: str, *, actor: Actor, config: Config, key: str | None = None,
                   origin: Origin | None = None) -> Command | Reply:
     """A whole message to the bot (`escalate L2 ...`, `case ESC-1`), as Teams and the console send."""
-    stripped = text.strip()
+    if (refusal := too_long(text)) is not None:
+        return refusal
+    stripped = clean(text).strip()
     if stripped.startswith("/"):
         stripped = stripped[1:]
-    verb, _, rest = stripped.partition(" ")
+    parts = stripped.split(None, 1)
+    if not parts:
+        return Reply(text=help_text())
+    verb, rest = parts[0], parts[1] if len(parts) > 1 else ""
     if verb.lower() not in VERBS:
-        return Reply(text=help_text(), ok=not verb)
+        return unknown_verb(verb)
     return parse(rest, verb=verb, actor=actor, config=config, key=key, origin=origin)
 
 
 ROUTING_DECIDES = "auto"  # the form's tier choice that leaves the tier to the routing rules
-TITLE_LIMIT = 300
 
 
 def form_command(fields: Mapping[str, str | None], *, actor: Actor, config: Config, key: str | None = None,
@@ -103,33 +155,39 @@ def form_command(fields: Mapping[str, str | None], *, actor: Actor, config: Conf
     Fields: tier, severity, customer, category, summary; the same checks as `/escalate` text.
     """
     def value(name: str) -> str:
-        return " ".join((fields.get(name) or "").split())
+        return " ".join(clean((fields.get(name) or "")[:COMMAND_LIMIT]).split())
 
     problems: dict[str, str] = {}
+    if len(fields.get("summary") or "") > COMMAND_LIMIT:
+        problems["summary"] = f"The summary can be at most {COMMAND_LIMIT:,} characters; put details in the thread."
     tier_word = value("tier")
     tier = None if tier_word.lower() in ("", ROUTING_DECIDES) else _tier(tier_word, config)
     if tier_word.lower() not in ("", ROUTING_DECIDES) and tier is None:
         problems["tier"] = f"Unknown tier '{tier_word}' (known: {', '.join(config.tier_ids)})."
-    severity = _severity(value("severity")) if value("severity") else None
-    if value("severity") and severity is None:
+    severity_word = value("severity").lower()
+    severity = severity_of(severity_word) if severity_word else None
+    if severity_word and not isinstance(severity, Severity):
         problems["severity"] = f"Unknown severity '{value('severity')}' (use sev1 to sev4)."
     customer = value("customer").lower() or None
     if customer and customer not in config.customers:
         problems["customer"] = f"Unknown customer '{customer}' (known: {', '.join(config.customers) or 'none'})."
     category = value("category").lower().replace(" ", "-") or None
-    summary = value("summary")
-    if not summary:
+    summary = _title(value("summary").split(), config)
+    if not summary and "summary" not in problems:
         problems["summary"] = "Add a short summary of the problem."
     if problems:
         return problems
-    return OpenCase(actor=actor, key=key, title=summary[:TITLE_LIMIT], tier=tier, severity=severity,
+    return OpenCase(actor=actor, key=key, title=summary, tier=tier,
+                    severity=severity if isinstance(severity, Severity) else None,
                     customer=customer, category=category, origin=origin)
 
 
 def action_command(action: ActionName, case_id: str, *, actor: Actor, key: str | None = None,
                    text: str | None = None, target_tier: str | None = None) -> Command | Reply:
     """A card button (plus any text it asked for) as a command."""
-    text = (text or "").strip()
+    if (refusal := too_long(text or "")) is not None:
+        return refusal
+    text = clean(text or "").strip()
     if action == "acknowledge":
         return AcknowledgeCase(actor=actor, key=key, case_id=case_id)
     if action == "claim":
@@ -158,11 +216,92 @@ def _tier(word: str, config: Config) -> str | None:
     return tier.id if tier else None
 
 
-def _severity(word: str) -> Severity | None:
-    try:
-        return Severity(word.lower())
-    except ValueError:
+def severity_of(word: str, *, leading: bool = True) -> Severity | str | None:
+    """The severity a word names; a problem to show if it looks like one but is not; else None.
+
+    `leading`: the word comes before the summary, where `s2` and `high` mean a severity too.
+    """
+    low = word.lower()
+    match = _SEV_EXPLICIT.fullmatch(low) or (_SEV_SHORT.fullmatch(low) if leading else None)
+    if match:
+        number = int(match.group(1))
+        if 1 <= number <= 4:
+            return Severity(f"sev{number}")
+        return f"'{word}' is not a severity (use sev1 to sev4, P1 to P4, or critical/high/medium/low)."
+    if leading and low in SEVERITY_WORDS:
+        return SEVERITY_WORDS[low]
+    return None
+
+
+def _join_severity(words: list[str]) -> list[str]:
+    """`sev 2` and `sev -2` as one word, so the number never stays behind in the title."""
+    out: list[str] = []
+    for w in words:
+        if out and out[-1].lower() in ("sev", "sev-", "severity") and re.fullmatch(r"-?\d{1,3}", w):
+            out[-1] = "sev" + w.lstrip("-")
+        else:
+            out.append(w)
+    return out
+
+
+def person_arg(word: str) -> str:
+    """A person as typed: `ben`, `@ben`, or `@ben` as the adapters write a mention."""
+    return word.lstrip("@").lower()
+
+
+def with_names(text: str, config: Config) -> str:
+    """`@ben` of a configured person as `@Ben Brooks`: free text shows names, never ids or keys."""
+    def name(match: re.Match[str]) -> str:
+        person = config.people.get(match.group(1).lower())
+        return f"@{person.name}" if person else match.group(0)
+    return _MENTION.sub(name, text)
+
+
+def _title(words: list[str], config: Config) -> str:
+    """The summary as a case title: names for mentions, at most TITLE_LIMIT characters."""
+    title = with_names(" ".join(words), config)
+    return title if len(title) <= TITLE_LIMIT else title[:TITLE_LIMIT - 1].rstrip() + CUT
+
+
+def was_cut(title: str) -> bool:
+    return title.endswith(CUT) and len(title) >= TITLE_LIMIT - 20
+
+
+def category_note(category: str | None, config: Config) -> str | None:
+    """What to tell the caller about a category nobody configured: a near-miss of a sensitive one is
+    treated as sensitive (the case stays private); another unknown one gets the closest known name."""
+    if not category:
         return None
+    low = category.lower()
+    known = known_categories(config)
+    if low in known:
+        return None
+    sensitive = sensitive_match(low, config)
+    if sensitive:
+        return f"category '{category}' treated as sensitive (did you mean {sensitive}?)"
+    close = difflib.get_close_matches(low, sorted(known), n=1, cutoff=0.75)
+    if close:
+        return f"category '{category}' is not one I know (did you mean {close[0]}?)"
+    return None
+
+
+def notes(command: Command | Reply, config: Config) -> list[str]:
+    """Things the caller should know about how their words were read (shown with the reply)."""
+    if not isinstance(command, OpenCase):
+        return []
+    found = [note] if (note := category_note(command.category, config)) else []
+    if was_cut(command.title):
+        found.append(f"the summary was cut to {TITLE_LIMIT} characters for the title; "
+                     "put the details in the case thread")
+    return found
+
+
+def with_notes(reply: Reply, command: Command | Reply, config: Config) -> Reply:
+    """The reply to `command` with the notes about its words added at the end."""
+    extra = notes(command, config)
+    if not extra:
+        return reply
+    return reply.model_copy(update={"text": "\n".join([reply.text, *(f"Note: {n}" for n in extra)])})
 
 
 def _escalate(words: list[str], actor: Actor, config: Config, key: str | None,
@@ -186,16 +325,23 @@ def _escalate(words: list[str], actor: Actor, config: Config, key: str | None,
                 reason_words.append(w)
         if not reason_words:
             raise _Usage(f"Say why {case_id} needs to go up, e.g. /escalate {case_id} L3 database errors.")
-        return EscalateCase(actor=actor, key=key, case_id=case_id, to_tier=tier, reason=" ".join(reason_words),
-                            vendor=vendor, vendor_ticket=ticket)
-    tier = severity = customer = category = None
+        return EscalateCase(actor=actor, key=key, case_id=case_id, to_tier=tier,
+                            reason=with_names(" ".join(reason_words), config), vendor=vendor, vendor_ticket=ticket)
+    tier = None
+    severity: Severity | None = None
+    customer = category = None
     summary: list[str] = []
-    for i, w in enumerate(words):
+    for w in words:
         low = w.lower()
+        sev = severity_of(w, leading=not summary)
         if not summary and tier is None and (t := _tier(w, config)):
             tier = t
-        elif not summary and severity is None and (s := _severity(w)):
-            severity = s
+        elif isinstance(sev, Severity):
+            if severity is not None and sev != severity:
+                raise _Usage(f"Two severities given ({severity.value} and {sev.value}); give one.")
+            severity = sev
+        elif sev is not None:
+            raise _Usage(sev)
         elif low.startswith("customer:"):
             customer = w.split(":", 1)[1].lower()
             if customer not in config.customers:
@@ -205,14 +351,13 @@ def _escalate(words: list[str], actor: Actor, config: Config, key: str | None,
             category = w.split(":", 1)[1].lower()
             if not category:
                 raise _Usage("category: needs a name, e.g. category:billing.")
-        elif not summary and re.fullmatch(r"(l\d|sev\d)", low):
+        elif not summary and re.fullmatch(r"l\d", low):
             raise _Usage(f"'{w}' is not a known tier or severity (tiers: {', '.join(config.tier_ids)}).")
         else:
             summary.append(w)
-        del i
     if not summary:
         raise _Usage("Add a short summary of the problem.")
-    return OpenCase(actor=actor, key=key, title=" ".join(summary), tier=tier, severity=severity,
+    return OpenCase(actor=actor, key=key, title=_title(summary, config), tier=tier, severity=severity,
                     customer=customer, category=category, origin=origin)
 
 
@@ -223,7 +368,7 @@ def _case(words: list[str], actor: Actor, config: Config, key: str | None) -> Co
     if len(words) == 1:
         return ShowCase(actor=actor, key=key, case_id=case_id)
     sub, rest = words[1].lower(), words[2:]
-    text = " ".join(rest)
+    text = with_names(" ".join(rest), config)
     if sub in ("ack", "acknowledge"):
         return AcknowledgeCase(actor=actor, key=key, case_id=case_id)
     if sub == "claim":
@@ -236,22 +381,22 @@ def _case(words: list[str], actor: Actor, config: Config, key: str | None) -> Co
         return ReopenCase(actor=actor, key=key, case_id=case_id, reason=text)
     if sub in ("escalate", "deescalate"):
         tier = _tier(rest[0], config) if rest else None
-        reason = " ".join(rest[1:] if tier else rest)
+        reason = with_names(" ".join(rest[1:] if tier else rest), config)
         if not reason:
             raise _Usage(f"Say why, e.g. /case {case_id} {sub} L3 needs a database fix.")
         if sub == "escalate":
             return EscalateCase(actor=actor, key=key, case_id=case_id, to_tier=tier, reason=reason)
         return DeescalateCase(actor=actor, key=key, case_id=case_id, to_tier=tier, reason=reason)
     if sub == "watch":
-        person = rest[0].lower() if rest else actor.person
+        person = person_arg(rest[0]) if rest else actor.person
         if not person:
             raise _Usage("Name who should watch, e.g. /case ESC-1042 watch hana.")
         return AddWatcher(actor=actor, key=key, case_id=case_id, person=person)
     if sub == "handoff":
         if not rest:
             raise _Usage("Name who takes over, e.g. /case ESC-1042 handoff cleo checked logs already.")
-        return HandOffCase(actor=actor, key=key, case_id=case_id, to_person=rest[0].lower(),
-                           note=" ".join(rest[1:]))
+        return HandOffCase(actor=actor, key=key, case_id=case_id, to_person=person_arg(rest[0]),
+                           note=with_names(" ".join(rest[1:]), config))
     if sub == "wait":
         if not rest or rest[0].lower() not in ("customer", "vendor"):
             raise _Usage("Wait on whom? /case ESC-1042 wait customer  or  wait vendor.")

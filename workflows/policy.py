@@ -5,6 +5,7 @@ No store, no clock: every function takes the time it needs, so each is tested fr
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -85,8 +86,40 @@ def default_tier(config: Config) -> str:
     return config.tiers[0].id
 
 
+NEAR_MISS_CUTOFF = 0.8  # difflib ratio: `biling`, `acount`, `fruad` are near-misses; `wellness` is not
+
+
+def known_categories(config: Config) -> set[str]:
+    """Every category the config names: the sensitive ones and those routing rules match on."""
+    named = {c for rule in config.routing for c in rule.if_.category}
+    return {c.lower() for c in (*config.sensitive_categories, *named)}
+
+
+def sensitive_match(category: str | None, config: Config) -> str | None:
+    """The sensitive category `category` is, or is a near-miss of (a typo, a plural); None if neither.
+
+    A category the config knows as not sensitive is never a near-miss: only unknown words are
+    read generously, so a typo can not route a billing case to a public channel.
+    """
+    if not category:
+        return None
+    low = category.lower().strip()
+    sensitive = [c.lower() for c in config.sensitive_categories]
+    if low in sensitive:
+        return low
+    if low in known_categories(config):
+        return None
+    plural_y = low[:-3] + "y" if low.endswith("ies") else low
+    for form in (low.removesuffix("s"), low.removesuffix("es"), plural_y, low + "s"):
+        if form in sensitive:
+            return form
+    close = difflib.get_close_matches(low, sensitive, n=1, cutoff=NEAR_MISS_CUTOFF)
+    return close[0] if close else None
+
+
 def is_sensitive(category: str | None, config: Config) -> bool:
-    return bool(category) and (category or "").lower() in [c.lower() for c in config.sensitive_categories]
+    """Private by category: a sensitive category, or an unknown one that is a near-miss of one."""
+    return sensitive_match(category, config) is not None
 
 
 def staffed_tiers(config: Config) -> list[str]:

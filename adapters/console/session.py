@@ -1,8 +1,9 @@
 """The console session: type what an agent types in chat, see what the bot posts, where and to whom.
 
-It runs on the same core as Slack and Teams. It reads every platform's outbox with its own
-consumer group, so it shows what would be posted without taking messages from real delivery.
-Time can be moved forward (`:advance 10m`) to watch paging and SLA timers fire.
+It runs on the same core as Slack and Teams, in a sandbox: its own Redis key prefix
+(`<prefix>-console`), so what is typed here never waits in the outbox `serve` delivers from.
+It reads every platform's outbox with its own consumer group to show what would be posted.
+Time can be moved forward (`:advance 10m`) to watch paging and SLA timers fire, each at its time.
 """
 
 from __future__ import annotations
@@ -15,19 +16,31 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from adapters.console.render import render_message, render_reply
-from bot.clock import Clock
-from bot.durations import parse_duration
+from bot.clock import Clock, from_ms
+from bot.durations import format_duration, parse_duration
 from bot.messages import OutboxMessage, Reply
 from bot.model import Actor, Origin
 from bot.runtime import Runtime
-from workflows.grammar import parse_message
+from workflows.grammar import notes, parse_message, with_notes
 
 GROUP = "console"
 PLATFORMS = ("slack", "teams", "console")
-CONSOLE_HELP = """Type what you would type in chat, e.g.
-  /escalate L2 sev2 customer:globex category:billing Charged twice
-  /case ESC-1001            /case ESC-1001 ack            /oncall
-Console only:  :as PERSON   :advance 10m   :help   :quit"""
+PREFIX_SUFFIX = "-console"
+EXAMPLE = "/escalate L2 sev2 customer:globex category:billing Charged twice"
+CONSOLE_HELP = f"""Type what you would type in chat, e.g.
+  {EXAMPLE}
+  /case ESC-1001            /case ESC-1001 ack            /oncall            /help
+Console only:
+  :as PERSON     act as someone else (a key from the config's people)
+  :advance 10m   move time forward; every paging step and SLA timer due meanwhile fires at its time
+  :help          this text
+  :quit          leave (Ctrl-D and Ctrl-C leave too)"""
+MAX_STEPS = 1000  # timers fired by one :advance, a guard against a timer that keeps re-arming itself
+
+
+def console_prefix(prefix: str) -> str:
+    """The console's own Redis key prefix: its cases and outbox are never `serve`'s."""
+    return prefix + PREFIX_SUFFIX
 
 
 class SandboxClock:
@@ -53,6 +66,11 @@ class ConsoleSession:
         self.person = person
         self.seen_cards: set[str] = set()
         self.consumer = f"console-{uuid.uuid4().hex[:6]}"
+        self.echo = True  # repeat each line after the prompt (scripts); a terminal shows it already
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.actor.name}> "
 
     @property
     def actor(self) -> Actor:
@@ -67,9 +85,10 @@ class ConsoleSession:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-        who = self.actor.name
-        self.out(f"Escalator console: you are {who}. {CONSOLE_HELP.splitlines()[0]}\n"
-                 f"(:help lists examples; :quit leaves)")
+        self.out(f"Escalator console: you are {self.actor.name}. Type what you would type in chat, e.g. {EXAMPLE}\n"
+                 f"Console sandbox: cases here are never posted to Slack or Teams; "
+                 f"data in {self.runtime.store.keys.prefix}.\n"
+                 f"(:help lists examples and console commands; :quit or Ctrl-D leaves.)")
 
     async def handle_line(self, line: str) -> bool:
         """Run one line; False means the user asked to quit."""
@@ -78,11 +97,14 @@ class ConsoleSession:
             return True
         if line.startswith(":"):
             return await self._console_command(line)
-        self.out(f"{self.actor.name}> {line}")
+        if self.echo:
+            self.out(f"{self.prompt}{line}")
         origin = Origin(platform="console", channel="console")
-        result = parse_message(line, actor=self.actor, config=self.runtime.config, key=uuid.uuid4().hex,
-                               origin=origin)
+        config = self.runtime.config
+        result = parse_message(line, actor=self.actor, config=config, key=uuid.uuid4().hex, origin=origin)
         reply = result if isinstance(result, Reply) else await self.runtime.bus.handle(result)
+        if notes(result, config):
+            reply = with_notes(reply, result, config)
         if reply.form:
             reply = Reply(text="The form is a chat feature; in the console type the full command:\n"
                                + "/escalate [tier] [sev] [customer:ID] [category:NAME] summary", ok=False)
@@ -122,7 +144,7 @@ class ConsoleSession:
         if verb in ("q", "quit", "exit"):
             return False
         if verb == "as":
-            name = rest.strip().lower()
+            name = rest.strip().lstrip("@").lower()
             if name not in self.runtime.config.people:
                 self.out(f"  unknown person '{name}' (known: {', '.join(self.runtime.config.people)})")
             else:
@@ -137,12 +159,42 @@ class ConsoleSession:
             except ValueError as exc:
                 self.out(f"  {exc}")
                 return True
-            self.advance(delta)
-            self.out(f"  ... {rest or '1m'} later")
-            await self.settle()
-        else:
+            await self.advance_by(delta)
+        elif verb in ("help", "h", "?"):
             self.out(CONSOLE_HELP)
+        else:
+            self.out(f"  unknown console command ':{verb}' (try :help)")
         return True
+
+    async def advance_by(self, delta: timedelta) -> None:
+        """Move time forward by `delta`, stopping at each timer that falls due on the way.
+
+        Each timer fires at its own due time, so a paging step armed by an earlier one fires
+        within the same hour, and what it posts is stamped with the time it happened.
+        """
+        assert self.advance is not None
+        clock = self.runtime.clock
+        start = clock.now()
+        target = start + delta
+        await self.settle()  # what was already due
+        for _ in range(MAX_STEPS):
+            pending = await self.runtime.scheduler.pending()
+            if not pending:
+                break
+            due = from_ms(int(min(score for _, score in pending)))
+            if due > target:
+                break
+            if due > clock.now():
+                self.advance(due - clock.now())
+            elapsed = timedelta(seconds=round((clock.now() - start).total_seconds()))
+            self.out(f"  ... {format_duration(elapsed)} later "
+                     f"({clock.now().astimezone(self.runtime.config.tz):%H:%M})")
+            await self.settle()
+        if target > clock.now():
+            self.advance(target - clock.now())
+        self.out(f"  ... {format_duration(delta)} later, "
+                 f"now {clock.now().astimezone(self.runtime.config.tz):%H:%M}")
+        await self.settle()
 
 
 def _indent(text: str, prefix: str = "  ") -> str:

@@ -56,14 +56,22 @@ def permalink(workspace_url: str | None, channel: str | None, ts: str | None,
     return url
 
 
-def plain_text(markup: str) -> str:
-    """Slack message markup (`<@U1|ann>`, `<!here>`, `<url|label>`, `&lt;`) as plain words."""
+def plain_text(markup: str, config: Config | None = None) -> str:
+    """Slack message markup (`<@U1|ann>`, `<!here>`, `<url|label>`, `&lt;`) as plain words.
+
+    A person's mention becomes `@<person key>` for configured people (found by Slack user id,
+    the convention every adapter follows), else `@` + Slack's label, else `@someone`: raw user
+    ids never reach the grammar, so they never reach a title.
+    """
 
     def one(match: re.Match[str]) -> str:
         inner = match.group(1)
         target, _, label = inner.partition("|")
-        if target.startswith(("@", "#")):
-            return target[0] + (label or target[1:])
+        if target.startswith("@"):
+            person = config.person_by_platform_id("slack", target[1:]) if config else None
+            return "@" + (person or label.lstrip("@") or "someone")
+        if target.startswith("#"):
+            return "#" + (label or target[1:])
         if target.startswith("!"):
             if label:
                 return label if label.startswith("@") else "@" + label
@@ -94,14 +102,14 @@ def slash_command(body: Payload, config: Config) -> Command | Reply:
     origin = Origin(platform="slack", channel=body.get("channel_id") or None)
     # Slack sends the text as markup (`&lt;` for "<", `<@U1|ann>` for a mention): back to plain words,
     # which the renderer escapes again on the way out.
-    text = plain_text(str(body.get("text") or ""))
+    text = plain_text(str(body.get("text") or ""), config)
     return parse(text, verb=command_verb(str(body.get("command") or "")),
                  actor=actor, config=config, key=_key("cmd", body.get("trigger_id")), origin=origin)
 
 
 def mention_command(event: Payload, event_id: str | None, config: Config) -> Command | Reply:
     """`@Escalator escalate L2 ...` in a channel, as the same command the slash command would be."""
-    text = plain_text(_BOT_MENTION.sub("", str(event.get("text") or ""), count=1))
+    text = plain_text(_BOT_MENTION.sub("", str(event.get("text") or ""), count=1), config)
     actor = actor_for(event.get("user"), None, config)
     origin = Origin(platform="slack", channel=event.get("channel") or None,
                     thread=event.get("thread_ts") or event.get("ts") or None)
@@ -134,7 +142,8 @@ def form_for_command(body: Payload, reply: Reply) -> FormRequest:
                        origin=Origin(platform="slack", channel=channel) if channel else None)
 
 
-def form_for_shortcut(body: Payload, *, workspace_url: str | None = None) -> FormRequest:
+def form_for_shortcut(body: Payload, *, workspace_url: str | None = None,
+                      config: Config | None = None) -> FormRequest:
     """"Escalate this message": the form prefilled with the message text and its permalink."""
     message = body.get("message") or {}
     channel = (body.get("channel") or {}).get("id")
@@ -143,7 +152,7 @@ def form_for_shortcut(body: Payload, *, workspace_url: str | None = None) -> For
     ts = message.get("ts") or body.get("message_ts")
     thread = message.get("thread_ts") or ts
     url = message.get("permalink") or permalink(base, channel, ts, message.get("thread_ts"))
-    summary = plain_text(str(message.get("text") or ""))
+    summary = plain_text(str(message.get("text") or ""), config)
     origin = Origin(platform="slack", channel=channel, thread=thread, message_url=url) if channel else None
     return FormRequest(prefill={"summary": summary}, origin=origin, source_url=url)
 

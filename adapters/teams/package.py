@@ -1,7 +1,8 @@
 """The Teams app package: manifest.json with the bot's app id filled in, plus the two icons, zipped.
 
 Upload the zip in Teams (Apps → Manage your apps → Upload an app) or through the Teams admin
-center. The lead's CLI exposes this as `escalator teams-package`.
+center. The CLI exposes this as `escalator teams-package --app-id ID --host HOST`; the host is
+required, so no package ever ships a placeholder domain.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from urllib.parse import urlparse
 MANIFEST_DIR = Path(__file__).parent / "manifest"
 FILES = ("manifest.json", "color.png", "outline.png")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-DEFAULT_HOST = "escalator.example.com"
 
 
 class PackageError(ValueError):
@@ -38,14 +38,15 @@ def render_manifest(app_id: str, host: str | None = None) -> dict[str, Any]:
     if not GUID.match(app_id):
         raise PackageError(f"MICROSOFT_APP_ID must be the bot's Microsoft App ID, a GUID such as "
                            f"00000000-0000-0000-0000-000000000000 (got '{app_id or 'nothing'}')")
+    if not host or not host.strip():
+        raise PackageError("Give the bot's public host with --host (e.g. --host bot.example.com, the HOST of "
+                           "https://HOST/api/messages): Teams needs it for the app's links and validDomains")
     text = (MANIFEST_DIR / "manifest.json").read_text(encoding="utf-8")
-    text = text.replace("{{MICROSOFT_APP_ID}}", app_id).replace("{{HOST}}", host_of(host) if host else DEFAULT_HOST)
+    text = text.replace("{{MICROSOFT_APP_ID}}", app_id).replace("{{HOST}}", host_of(host))
     leftover = re.findall(r"\{\{[A-Z_]+\}\}", text)
     if leftover:
         raise PackageError(f"manifest.json still has placeholders: {', '.join(sorted(set(leftover)))}")
     manifest: dict[str, Any] = json.loads(text)
-    if not host:
-        manifest["validDomains"] = []
     return manifest
 
 

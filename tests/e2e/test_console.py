@@ -23,7 +23,7 @@ SCENARIO = """\
 """
 
 
-def console(script: str, *, as_: str, data_dir: Path, config: Path = EXAMPLE_CONFIG,
+def console(script: str, *, as_: str, data_dir: Path, config: Path = PROJECT_CONFIG,
             env_extra: dict[str, str] | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update({"ESCALATOR_DATA_DIR": str(data_dir), **(env_extra or {})})
@@ -83,3 +83,134 @@ def test_a_broken_config_stops_the_console_with_every_problem_named(tmp_path: Pa
                           timeout=60, check=False)
     assert done.returncode == 2
     assert f"{bad}: tiers[2].policy: unknown policy 'l9-default' (known: l2-default, l3-default)" in done.stderr
+
+
+def test_the_banner_says_it_is_a_sandbox_and_finishes_its_sentences(tmp_path: Path) -> None:
+    out = console(":quit\n", as_="alice", data_dir=tmp_path / "d")
+    banner = out.splitlines()[:3]
+    assert banner[0] == ("Escalator console: you are Alice Adams. Type what you would type in chat, e.g. "
+                         "/escalate L2 sev2 customer:globex category:billing Charged twice")
+    assert banner[1] == ("Console sandbox: cases here are never posted to Slack or Teams; "
+                         "data in escalator-console.")
+    assert all(line.rstrip().endswith((".", ")", "twice")) for line in banner)
+
+
+def test_console_cases_never_wait_in_the_outbox_serve_delivers_from(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    out = console("/escalate L1 sev2 Printer on fire\n", as_="alice", data_dir=data)
+    assert "Opened ESC-1001" in out and "[slack C0L1 · thread ESC-1001/L1] ▣ card" in out
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["ESCALATOR_DATA_DIR"] = str(data)
+    status = subprocess.run([*ESCALATOR, "outbox", "status", "--config", str(PROJECT_CONFIG)], capture_output=True,
+                            text=True, env=env, timeout=120, check=True)
+    assert "slack: 0 pending, 0 dead" in status.stdout and "teams: 0 pending, 0 dead" in status.stdout
+
+
+def test_advancing_an_hour_fires_every_timer_due_in_it_each_at_its_own_time(tmp_path: Path) -> None:
+    out = console("/escalate sev2 customer:globex category:billing Charged twice\n:advance 1h\n/case ESC-1001\n",
+                  as_="alice", data_dir=tmp_path / "d")
+    steps = ["SLA warning: acknowledge due in", "Paging Cleo Chen, Gus Grant (step 2 of 3)",
+             "SLA breached: acknowledge target of 10m missed", "Paging the whole channel (step 3 of 3)",
+             "Paging Cleo Chen (step 1 of 3, round 2)", "Paging the whole channel (step 3 of 3, round 2)"]
+    where = [out.index(step) for step in steps]
+    assert where == sorted(where)
+    assert "... 10m later" in out and "... 25m later" in out and "... 1h later, now" in out
+    timeline = out.split("Timeline:")[1].splitlines()
+    opened = next(line for line in timeline if "opened" in line)
+    step2 = next(line for line in timeline if "(step 2 of 3))" in line)
+    step3 = next(line for line in timeline if "(step 3 of 3))" in line)
+    minute = lambda line: int(line.split(":")[1][:2]) + 60 * int(line.split(":")[0][-2:])  # noqa: E731
+    assert (minute(step2) - minute(opened)) % 1440 == 10 and (minute(step3) - minute(opened)) % 1440 == 25
+
+
+def test_an_unknown_console_command_says_so(tmp_path: Path) -> None:
+    out = console(":frob\n:help\n", as_="alice", data_dir=tmp_path / "d")
+    assert "unknown console command ':frob' (try :help)" in out
+    assert ":advance 10m" in out and ":as PERSON" in out
+
+
+def test_a_mistyped_command_is_named_before_the_help(tmp_path: Path) -> None:
+    out = console("/esclate L2 checkout broken\n", as_="alice", data_dir=tmp_path / "d")
+    assert "Unknown command 'esclate' — did you mean escalate?" in out
+    assert out.index("Unknown command 'esclate'") < out.index("Escalator commands:")
+
+
+class Terminal:
+    """The console on a pseudo-terminal, as a person runs it: prompt, line editing, Ctrl-C, Ctrl-D."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env.update({"ESCALATOR_DATA_DIR": str(data_dir), "TERM": "dumb"})
+        self.proc = subprocess.Popen([*ESCALATOR, "console", "--config", str(PROJECT_CONFIG), "--as", "alice"],
+                                     stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, text: str, *, start: int = 0, wait_s: float = 60) -> str:
+        """Wait for `text` to appear at or after position `start` of what the terminal showed."""
+        import select
+        import time
+
+        deadline = time.monotonic() + wait_s
+        while text not in self.seen[start:] and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.5)
+            if ready:
+                try:
+                    self.seen += os.read(self.master, 65536).decode(errors="replace")
+                except OSError:
+                    break
+        assert text in self.seen[start:], self.seen
+        return self.seen
+
+    def type(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def exit_status(self) -> int:
+        """Wait for the exit, reading what it prints (a terminal that is not read blocks its writer)."""
+        import select
+        import time
+
+        deadline = time.monotonic() + 60
+        try:
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                ready, _, _ = select.select([self.master], [], [], 0.2)
+                if ready:
+                    try:
+                        self.seen += os.read(self.master, 65536).decode(errors="replace")
+                    except OSError:
+                        time.sleep(0.1)
+            return self.proc.wait(timeout=5)
+        finally:
+            os.close(self.master)
+
+
+def test_the_prompt_shows_who_you_are_keeps_a_history_and_ctrl_d_leaves_with_status_0(tmp_path: Path) -> None:
+    term = Terminal(tmp_path / "d")
+    term.expect("Alice Adams> ")
+    term.type(":as ben\r")
+    term.expect("Ben Brooks> ")
+    mark = len(term.seen)
+    term.type("/oncall L2\r")
+    term.expect("On call now", start=mark)
+    mark = term.seen.index("On call now", mark)
+    term.expect("Ben Brooks> ", start=mark)  # type only at the prompt, as a person does
+    mark = len(term.seen)
+    term.type("\x10\r")  # Ctrl-P: the previous line from the history (readline), run again
+    term.expect("On call now", start=mark)
+    term.expect("Ben Brooks> ", start=term.seen.index("On call now", mark))
+    term.type("\x04")  # Ctrl-D
+    assert term.exit_status() == 0
+    assert "Traceback" not in term.seen
+
+
+def test_ctrl_c_at_the_prompt_leaves_cleanly_with_status_0(tmp_path: Path) -> None:
+    import signal
+
+    term = Terminal(tmp_path / "d")
+    term.expect("Alice Adams> ")
+    os.killpg(term.proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole group
+    assert term.exit_status() == 0
+    assert "Traceback" not in term.seen and "KeyboardInterrupt" not in term.seen

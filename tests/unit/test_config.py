@@ -12,7 +12,7 @@ from bot.config import ConfigError, load_config, parse_config
 from tests.conftest import EXAMPLE_CONFIG, PROJECT_CONFIG
 
 
-def test_the_shared_example_config_loads_as_it_is() -> None:
+def test_the_in_repo_copy_of_the_reference_example_config_loads_as_it_is() -> None:
     config = load_config(EXAMPLE_CONFIG)
     assert config.tier_ids == ["L0", "L1", "L2", "L3", "vendor"]
     assert config.tier("L2").private_channels.get("slack") == "G0L2PRIVATE"
@@ -114,3 +114,60 @@ def test_a_minimal_two_tier_team_needs_only_tiers() -> None:
           - {id: dev, name: Developers, channels: {teams: "19:dev@thread.tacv2"}}
     """))
     assert config.tier_ids == ["L1", "dev"] and config.timezone == "UTC"
+
+
+SECTIONS_TWICE = [
+    ("people", "people:\n  ben: {name: Ben Brooks}\n  ben: {name: Ben Other}\n", 3, "people.ben"),
+    ("schedules", "schedules:\n  l2:\n    {rotation: daily, handoff: \"09:00\", members: [ben]}\n"
+                  "  l2: {rotation: daily, handoff: \"10:00\", members: [ben]}\npeople: {ben: {name: B}}\n",
+     4, "schedules.l2"),
+    ("policies", "policies:\n  p: {steps: [{notify: [channel]}]}\n  p: {steps: [{notify: [channel]}]}\n",
+     3, "policies.p"),
+    ("customers", "customers:\n  acme: {name: Acme}\n\n  acme: {name: Acme Two}\n", 4, "customers.acme"),
+    ("a key inside an entry", "people:\n  ben:\n    name: Ben\n    name: Benjamin\n", 4, "people.ben.name"),
+]
+
+TIERS = "tiers:\n  - {id: L1, name: Frontline, channels: {slack: C0L1}}\n"
+
+
+@pytest.mark.parametrize(("what", "text", "line", "path"), SECTIONS_TWICE, ids=[s[0] for s in SECTIONS_TWICE])
+def test_an_entry_defined_twice_is_named_with_its_line_not_silently_replaced(
+        what: str, text: str, line: int, path: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(TIERS + text, "escalator.yaml")
+    expected = f"escalator.yaml: line {line + 2}: {path} is defined twice; merge the two entries"
+    assert expected in err.value.problems, err.value.problems
+
+
+def test_a_second_ben_in_the_shipped_config_is_caught() -> None:
+    text = PROJECT_CONFIG.read_text().replace("people:\n", "people:\n  ben: {name: Ben Impostor}\n", 1)
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "escalator.yaml")
+    assert any("people.ben is defined twice; merge the two entries" in p for p in err.value.problems)
+
+
+def test_a_tier_id_defined_twice_says_how_to_fix_it() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(broken(tiers__4__id="L3"), "escalator.yaml")
+    assert "escalator.yaml: tiers[4].id: tier 'L3' is defined twice; give each tier its own id or merge the two " \
+           "entries" in err.value.problems
+
+
+CHANNEL_NAMES = [
+    ({"tiers__2__channels": {"slack": "#l2-specialists"}}, "tiers[2].channels.slack: '#l2-specialists'"),
+    ({"tiers__2__private_channels": {"slack": "l2-private"}}, "tiers[2].private_channels.slack: 'l2-private'"),
+    ({"tiers__1__channels": {"teams": "L1 Frontline"}}, "tiers[1].channels.teams: 'L1 Frontline'"),
+    ({"customers__globex__channels": {"slack": "#globex"}}, "customers.globex.channels.slack: '#globex'"),
+    ({"swarm__channel": {"slack": "#swarm"}}, "swarm.channel.slack: '#swarm'"),
+    ({"crisis__status_channels": {"teams": "#status"}}, "crisis.status_channels.teams: '#status'"),
+]
+
+
+@pytest.mark.parametrize(("change", "where"), CHANNEL_NAMES, ids=[c[1].split(":")[0] for c in CHANNEL_NAMES])
+def test_a_channel_name_where_an_id_is_needed_is_refused_with_the_fix(change: dict[str, object], where: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(broken(**change), "escalator.yaml")
+    platform = where.split(".")[-1].split(":")[0]
+    hint = "C0123" if platform == "slack" else "19:...@thread.tacv2"
+    assert any(p.startswith(f"escalator.yaml: {where} is not a") and "use the channel id" in p and hint in p
+               for p in err.value.problems), err.value.problems

@@ -127,3 +127,29 @@ async def test_an_unknown_target_tier_is_refused_with_the_known_ones(runtime: Ru
     top = await run(runtime, OpenCase(actor=person(runtime, "alice"), title="y", tier="vendor"))
     up = await run(runtime, EscalateCase(actor=person(runtime, "ben"), case_id=top.case_id or "", reason="r"))
     assert not up.ok and "already in the highest tier (vendor)" in up.text
+
+
+async def test_a_mistyped_sensitive_category_still_keeps_the_case_private_and_says_so(runtime: Runtime) -> None:
+    from workflows import grammar
+
+    command = grammar.parse("sev2 customer:globex category:biling Charged twice", verb="escalate",
+                            actor=person(runtime, "alice"), config=runtime.config)
+    assert isinstance(command, OpenCase)
+    reply = grammar.with_notes(await run(runtime, command), command, runtime.config)
+    assert reply.ok and "category 'biling' treated as sensitive (did you mean billing?)" in reply.text
+    case = await runtime.store.get_case("ESC-1001")
+    assert case and case.private
+    channels = {m.address.channel for m in await posted(runtime, "slack") if m.address.channel}
+    assert channels and not channels & {"C0L1", "C0L2", "C0L3"}  # never a public tier channel
+
+
+async def test_a_slack_mention_in_the_summary_opens_a_case_titled_with_the_name(runtime: Runtime) -> None:
+    from adapters.slack import inbound
+
+    body = {"command": "/escalate", "text": "L1 <@U0BEN> test", "user_id": "U0ALICE", "trigger_id": "t1"}
+    command = inbound.slash_command(body, runtime.config)
+    assert isinstance(command, OpenCase)
+    await run(runtime, command)
+    case = await runtime.store.get_case("ESC-1001")
+    assert case and case.title == "@Ben Brooks test"
+    assert all("U0BEN" not in m.notice.title for m in await posted(runtime, "slack"))

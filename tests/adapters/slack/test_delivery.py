@@ -371,7 +371,7 @@ async def test_channel_and_mention_injection_is_escaped_in_everything_posted(
         dump = call.dump()
         for raw in ("<!channel>", "<!here>", "<@U0GUS>", "<@U0GUS|", "<!subteam", "<https://evil"):
             assert raw not in dump, (raw, call.args["channel"])
-    title = ("&lt;!channel&gt; &lt;!here&gt; &lt;@U0GUS&gt; @channel @here @gus @support "
+    title = ("&lt;!channel&gt; &lt;!here&gt; &lt;@U0GUS&gt; @channel @here @Gus Grant @support "
              "bank (https://evil.example) &amp; co")
     assert any(title in c.dump() for c in posted)
     assert any("Escalated by &lt;!channel&gt;" in c.dump() for c in posted)
@@ -381,9 +381,11 @@ async def test_channel_and_mention_injection_is_escaped_in_everything_posted(
 
 async def test_a_very_long_summary_is_cut_with_a_link_to_the_full_case(
         slack: SlackCaller, api: FakeSlackApi, worker: DeliveryWorker, slack_runtime: Runtime) -> None:
-    await open_case(slack, "L2 sev3 " + "&lt;b&gt;" * 1500)  # as Slack sends a typed "<b>"
+    # Titles stop at 300 characters and a command at 4,000 (the grammar); a long resolution is
+    # still longer than one Slack block, so the renderer cuts it with a link to the full case.
+    await open_case(slack, "L2 sev3 " + "&lt;b&gt;" * 1300)  # as Slack sends a typed "<b>"
     await worker.drain()
-    await slack.command("/case", "ESC-1001 claim", user="U0CLEO")
+    await slack.command("/case", "ESC-1001 resolve " + "&lt;b&gt;" * 1300, user="U0CLEO")
     await worker.drain()
     ref = await slack_runtime.store.get_thread("ESC-1001", "L2", "slack")
     assert ref is not None and ref.url
@@ -391,8 +393,7 @@ async def test_a_very_long_summary_is_cut_with_a_link_to_the_full_case(
         for block in call.blocks():
             assert len((block.get("text") or {}).get("text", "")) <= 3000
         assert len(call.blocks()) <= 50
-    updated = api.calls_to("chat.update")[-1]
-    assert f"<{ref.url}|full case>" in updated.dump()
+    assert any(f"<{ref.url}|full case>" in c.dump() for c in api.calls_to("chat.postMessage", "chat.update"))
 
 
 async def test_fields_survive_in_a_direct_message(slack_runtime: Runtime, adapter: SlackAdapter,

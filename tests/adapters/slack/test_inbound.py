@@ -57,7 +57,7 @@ def test_a_mention_drops_the_bot_and_keys_on_the_event(example_config: Config) -
 def test_slack_markup_becomes_plain_words() -> None:
     text = ("<@U1|ann> and <@U2> in <#C1|general>: <!here> <!subteam^S1|@support> <!date^1|Tuesday> "
             "see <https://x.example|docs> or <https://y.example> &lt;b&gt; &amp;")
-    assert inbound.plain_text(text) == ("@ann and @U2 in #general: @here @support @Tuesday "
+    assert inbound.plain_text(text) == ("@ann and @someone in #general: @here @support @Tuesday "
                                         "see docs (https://x.example) or https://y.example <b> &")
 
 

@@ -40,7 +40,7 @@ def test_the_package_holds_the_manifest_with_the_app_id_and_both_icons_at_its_ro
 
 
 def test_the_manifest_offers_the_commands_and_the_escalate_this_message_action(tmp_path: Path) -> None:
-    with zipfile.ZipFile(build_app_package(APP_ID, tmp_path / "app.zip")) as zf:
+    with zipfile.ZipFile(build_app_package(APP_ID, tmp_path / "app.zip", host="bot.example.com")) as zf:
         manifest = json.loads(zf.read("manifest.json"))
 
     bot = manifest["bots"][0]
@@ -56,7 +56,15 @@ def test_the_manifest_offers_the_commands_and_the_escalate_this_message_action(t
         "context": ["message"], "fetchTask": True}]
     assert len(manifest["name"]["short"]) <= 30 and len(manifest["description"]["short"]) <= 80
     assert len(manifest["description"]["full"]) <= 4000
-    assert manifest["validDomains"] == []  # no host given: no domain claimed
+    assert manifest["validDomains"] == ["bot.example.com"]
+
+
+@pytest.mark.parametrize("host", [None, "", "  "])
+def test_a_package_without_a_host_is_refused_instead_of_shipping_a_placeholder(tmp_path: Path,
+                                                                              host: str | None) -> None:
+    with pytest.raises(PackageError, match="Give the bot's public host with --host"):
+        build_app_package(APP_ID, tmp_path, host)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("app_id", ["", "my-bot", "6f1c2a9e3b4d4e5f8a7b1c2d3e4f5a6b"])
