@@ -33,7 +33,7 @@ from workflows.policy import known_categories, sensitive_match
 
 CASE_ID = re.compile(r"^ESC-\d+$", re.IGNORECASE)
 VERBS = ("escalate", "case", "oncall", "help")
-COMMAND_LIMIT = 4000  # characters of one command, as Slack's own slash-command limit
+COMMAND_LIMIT = 40_000  # characters of one command: Slack's own limit for a message
 TITLE_LIMIT = 300
 CUT = "…"
 

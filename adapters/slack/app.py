@@ -39,6 +39,7 @@ from bot.messages import Address, Notice, OutboxMessage, Reply, ThreadLink
 from bot.metrics import SLACK_APP_RATE_LIMITED
 from bot.runtime import Runtime
 from bot.store import Commit
+from workflows import grammar
 
 log = structlog.get_logger("escalator.slack")
 
@@ -235,7 +236,7 @@ class SlackAdapter:
     async def _on_shortcut(self, ack: Ack, body: dict[str, Any], client: AsyncWebClient) -> None:
         """"Escalate this message": the form, prefilled with the message and its link."""
         await ack()
-        form = inbound.form_for_shortcut(body, workspace_url=self.workspace_url)
+        form = inbound.form_for_shortcut(body, workspace_url=self.workspace_url, config=self.config)
         view = render.escalate_form(self.config, prefill=form.prefill, metadata=form.metadata,
                                     source_url=form.source_url)
         await self._open(client, body.get("trigger_id"), view)
@@ -305,7 +306,7 @@ class SlackAdapter:
     async def _handle(self, command: Command) -> Reply:
         """Run a command; a bug becomes a short apology to the caller, and a log line for us."""
         try:
-            return await self.runtime.bus.handle(command)
+            return grammar.with_notes(await self.runtime.bus.handle(command), command, self.config)
         except Exception:
             log.exception("slack command failed", command=type(command).__name__)
             return Reply(ok=False, text="Something went wrong on our side and it has been logged. "

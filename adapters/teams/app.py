@@ -53,6 +53,7 @@ from bot.fanout import fan_out
 from bot.messages import Notice, Reply
 from bot.outbox import Transport
 from bot.runtime import Runtime
+from workflows import grammar
 from workflows.cards import case_card, thread
 
 log = structlog.get_logger("escalator.teams")
@@ -247,7 +248,7 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
     async def dispatch(self, result: Command | Reply) -> Reply:
         if isinstance(result, Reply):
             return result
-        return await self.runtime.bus.handle(result)
+        return grammar.with_notes(await self.runtime.bus.handle(result), result, self.config)
 
     async def send_reply(self, turn_context: TurnContext, reply: Reply) -> None:
         links = await self.reply_links(reply)

@@ -205,7 +205,8 @@ class TeamsClient:
             raise Undeliverable("Teams bots can only send images inline; other files are not supported yet")
         image = Attachment(content_type=file.mime_type, name=file.filename,
                            content_url=f"data:{file.mime_type};base64,{file.data_b64}")
-        activity = Activity(type="message", text=clean(notice.title), summary=clean(notice.title)[:100], attachments=[image])
+        title = clean(notice.title)
+        activity = Activity(type="message", text=title, summary=title[:100], attachments=[image])
         if user:
             conversation, service_url = await self._chat_with(user)
             return await self._send(conversation, activity, "send an image", service_url) or ""

@@ -246,7 +246,7 @@ async def test_escalate_this_message_prefills_the_form_with_the_message_and_its_
     view = opened_view(api)
     blocks = {b.get("block_id"): b for b in view["blocks"]}
     assert blocks["summary"]["element"]["initial_value"] == (
-        "Hi @someone, refunds fail with <error 42> since the update (https://status.example)")
+        "Hi @alice, refunds fail with <error 42> since the update (https://status.example)")
     link = "https://acme.slack.com/archives/C0SUPPORT/p1699999999000200"
     assert link in str(view["blocks"][0])
 

@@ -118,7 +118,8 @@ def test_escalate_this_message_prefills_the_text_and_the_link() -> None:
 
 def test_a_mention_of_a_configured_person_becomes_their_person_key(example_config: Config) -> None:
     activity = Activity().deserialize({
-        "type": "message", "id": "1", "text": "<at>Escalator</at> case ESC-1001 handoff <at>Ben Brooks</at> over to you",
+        "type": "message", "id": "1",
+        "text": "<at>Escalator</at> case ESC-1001 handoff <at>Ben Brooks</at> over to you",
         "from": {"id": "29:alice", "name": "Alice Adams"}, "recipient": {"id": "28:escalator-local"},
         "conversation": {"id": "a:1", "conversationType": "personal"},
         "entities": [{"type": "mention", "text": "<at>Escalator</at>", "mentioned": {"id": "28:escalator-local"}},
@@ -132,6 +133,7 @@ def test_a_mention_of_someone_unknown_stays_a_name_and_never_an_id(example_confi
         "type": "message", "id": "2", "text": "escalate L2 <at>Sam Stranger</at> cannot log in",
         "from": {"id": "29:alice", "name": "Alice Adams"}, "recipient": {"id": "28:escalator-local"},
         "conversation": {"id": "a:1", "conversationType": "personal"},
-        "entities": [{"type": "mention", "text": "<at>Sam Stranger</at>", "mentioned": {"id": "29:sam", "name": "Sam"}}]})
+        "entities": [{"type": "mention", "text": "<at>Sam Stranger</at>",
+                      "mentioned": {"id": "29:sam", "name": "Sam"}}]})
     command = message_command(activity, example_config)
     assert isinstance(command, OpenCase) and "29:" not in command.title and "Sam Stranger" in command.title
