@@ -25,10 +25,16 @@ from bot.uow import UnitOfWork
 from workflows.kb_search import KbIndex, suggestion_line
 
 _INDEXES: dict[str, tuple[dict[str, int], KbIndex]] = {}  # store prefix -> (id -> version, index)
+_SEEN_REVISION: dict[str, str | None] = {}  # store prefix -> the review revision the index reflects
 
 
 def seq_key(store: Store) -> str:
     return f"{store.keys.base}:seq:kb"
+
+
+def revision_key(store: Store) -> str:
+    """Counter bumped after every publish, edit and rejection: an unchanged one means nothing to reload."""
+    return f"{store.keys.base}:kb:revision"
 
 
 def suggestions_key(store: Store) -> str:
@@ -47,6 +53,11 @@ def _text(value: Any) -> str:
 async def published_index(store: Store) -> KbIndex:
     """This process's index of published articles, updated from the store if anything changed."""
     versions, index = _INDEXES.setdefault(store.keys.prefix, ({}, KbIndex()))
+    revision = await store.redis.get(revision_key(store))
+    seen = _text(revision) if revision is not None else None
+    if store.keys.prefix in _SEEN_REVISION and _SEEN_REVISION[store.keys.prefix] == seen:
+        return index
+    _SEEN_REVISION[store.keys.prefix] = seen
     ids = sorted(_text(i) for i in await store.redis.smembers(store.keys.index("kb", "status", "published")))
     pipe = store.redis.pipeline(transaction=False)
     for article_id in ids:
@@ -183,7 +194,9 @@ async def _review(cmd: PublishKb | EditKb | RejectKb, ctx: Context, change: Any)
                     InThread(thread=swarm_thread(article.related[0]), channels=channels, private=article.private))
         return Reply(text=f"{article.id} {text}.")
 
-    return await ctx.run(work, key=cmd.key)
+    reply = await ctx.run(work, key=cmd.key)
+    await ctx.store.redis.incr(revision_key(ctx.store))  # every process reloads what changed, once
+    return reply
 
 
 async def publish_kb(cmd: PublishKb, ctx: Context) -> Reply:
