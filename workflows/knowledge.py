@@ -134,13 +134,13 @@ def article_notice(article: KbArticle, title: str) -> Notice:
 
 
 async def _article_for(uow: UnitOfWork, article_id: str) -> KbArticle:
-    """The article, if the caller may see it: a private case's article only for that case's insiders."""
+    """The article, if the caller may see it: a private case's draft only for that case's insiders."""
     try:
         article = await uow.get(KbArticle, article_id)
     except NotFound:
         raise NotFound(f"There is no article {article_id.upper()}; find one with /kb search words.") from None
-    if article.private and article.related:
-        await uow.case(article.related[0])
+    if article.private and article.status != "published" and article.related:
+        await uow.case(article.related[0])  # published: the reviewer made it everyone's knowledge
     return article
 
 

@@ -42,7 +42,7 @@ from bot.store import Store
 from bot.swarms import Invitation, Swarm
 from bot.uow import Timer, UnitOfWork
 from workflows import knowledge, paging, sla
-from workflows.cards import mention, person_name, record, reply
+from workflows.cards import mention, person_name, record, reply, tell
 from workflows.matching import (
     FAIRNESS_WINDOW,
     Candidate,
@@ -498,6 +498,9 @@ def _resolve(case: Case, actor: Actor, resolution: str, uow: UnitOfWork) -> None
     sla.meet(case, "acknowledge", uow.now, uow)
     sla.meet(case, "resolve", uow.now, uow)
     record(uow, case, actor, "resolved", f"in {case.tier}: {resolution}")
+    for person in sorted({*case.watchers, *([case.opened_by.person] if case.opened_by.person else [])}):
+        if person != actor.person and person in uow.config.people:
+            tell(case, uow, person, f"{case.id} is resolved", f"{case.title}\n{resolution}")
     uow.emit(CaseResolved(case_id=case.id, tier=case.tier))
 
 

@@ -177,8 +177,8 @@ async def test_bad_input_gets_a_short_answer_for_the_caller_and_changes_nothing(
 
 
 async def test_a_private_swarm_stays_in_private_channels_and_outsiders_cannot_see_or_join_it(rt: Runtime) -> None:
-    await run(rt, OpenCase(actor=person(rt, "alice"), title="Charged twice, jane@shop.example", severity="sev2",
-                           category="billing", customer="smallco"))
+    await run(rt, OpenCase(actor=person(rt, "alice"), title="Small Co charged twice, jane@shop.example",
+                           severity="sev2", category="billing", customer="smallco"))
     reply = await run(rt, StartSwarm(actor=person(rt, "ben"), case_id="ESC-1001", skills=["database"]))
     assert reply.ok, reply.text
     swarm = await rt.store.get_record(Swarm, "ESC-1001")
@@ -186,13 +186,31 @@ async def test_a_private_swarm_stays_in_private_channels_and_outsiders_cannot_se
     slack = await posted(rt)
     assert not any(m.address.channel == "C0SWARM" for m in slack)
     invitation = next(m for m in slack if m.address.user == "U0ERIN" and m.notice.kind == "direct")
-    assert "jane@" not in invitation.notice.text
+    assert "jane@" not in invitation.notice.text and "Small Co" not in invitation.notice.text
     dev = person(rt, "dev")
     refused = await run(rt, JoinSwarm(actor=dev, case_id="ESC-1001"))
     assert not refused.ok and refused.text == "You don't have access to ESC-1001."
     assert "ESC-1001" not in (await run(rt, ListSwarms(actor=dev))).text
     assert "ESC-1001" in (await run(rt, ListSwarms(actor=person(rt, "erin")))).text  # invited: may see it
     assert (await run(rt, JoinSwarm(actor=person(rt, "erin"), case_id="ESC-1001"))).ok
+
+
+async def test_the_same_expert_is_not_always_pulled_in_invitations_count_for_a_week(
+        rt: Runtime, clock: FakeClock) -> None:
+    """Ben and Cleo both have payments and equal load: the one asked less in the last 7 days is invited."""
+    invited, previous = [], 0
+    for hour in (0, 24, 180):  # Monday 09:00, Tuesday 09:00, the next Monday 21:00
+        clock.advance(hours=hour - previous)
+        previous = hour
+        opened = await run(rt, OpenCase(actor=person(rt, "alice"), tier="L1", title=f"Card payment stuck {hour}"))
+        assert opened.case_id
+        await run(rt, StartSwarm(actor=person(rt, "alice"), case_id=opened.case_id, skills=["payments"]))
+        swarm = await rt.store.get_record(Swarm, opened.case_id)
+        assert swarm is not None
+        invited.append(swarm.invitations[0].person)
+    # first: Ben (name order); a day later: Cleo (Ben was asked yesterday); 7.5 days after the first,
+    # Ben's invitation has left the 7-day window but Cleo's has not, so Ben again
+    assert invited == ["ben", "cleo", "ben"]
 
 
 def test_swarm_skills_nobody_has_stop_the_config_with_a_clear_error() -> None:
