@@ -37,7 +37,6 @@ from bot.events import CaseOpened, CaseResolved, Event
 from bot.knowledge import KbArticle
 from bot.messages import Audience, CardAction, CardField, InThread, Notice, PersonDirect, Reply, ThreadLink
 from bot.model import SYSTEM, Actor, Case
-from bot.privacy import scrub
 from bot.store import Store
 from bot.swarms import Invitation, Swarm
 from bot.uow import Timer, UnitOfWork
@@ -153,8 +152,7 @@ def invite(swarm: Swarm, case: Case, pick: Pick, uow: UnitOfWork, *, why: str = 
     swarm.credit_of(pick.key).invited = True
     if pick.key not in case.informed:  # an invited expert may see the case (bot.access), private or not
         case.informed.append(pick.key)
-    title, _ = scrub(summary(case, config)) if case.private else (case.title, [])
-    text = (f"{title}\nYou were picked for: {', '.join(pick.covers)}." + (f"\n{why}" if why else "")
+    text = (f"{summary(case, config)}\nYou were picked for: {', '.join(pick.covers)}." + (f"\n{why}" if why else "")
             + f"\nNo answer in {format_duration(config.swarm.invite_timeout)} and the next expert is asked.")
     uow.say(Notice(kind="direct", title=f"Join the swarm on {case.id}?", text=text, case_id=case.id,
                    private=case.private, links=[_link(swarm)],
@@ -195,8 +193,9 @@ async def fill(swarm: Swarm, case: Case, skills: list[str], uow: UnitOfWork, *, 
     return lines
 
 
-def nobody(swarm: Swarm, case: Case, skills: list[str], uow: UnitOfWork) -> None:
-    text = f"Nobody left to invite for {', '.join(skills)}: everyone with it was asked or is not free."
+def nobody(swarm: Swarm, case: Case, skills: list[str], uow: UnitOfWork, *, why: str = "") -> None:
+    """Say in the thread, and to the lead, which needed skills nobody will cover (and why, if known)."""
+    text = why or f"Nobody left to invite for {', '.join(skills)}: everyone with it was asked or is not free."
     say(swarm, uow, f"Nobody left for {', '.join(skills)}", text)
     if swarm.lead and swarm.lead in uow.config.people:
         uow.say(Notice(kind="direct", title=f"Swarm on {case.id}: nobody left for {', '.join(skills)}",
@@ -290,11 +289,13 @@ async def start_swarm(cmd: StartSwarm, ctx: Context) -> Reply:
         needed = skills_needed(explicit, case.category, case.title, customer.segment if customer else None,
                                config.swarm.skills)
         now = uow.now
-        members = [p for p in dict.fromkeys([case.owner, on_call(case, config, now)]) if p and p in config.people]
-        channels, private = swarm_channels(case, config)
+        # The owner and the tier's on-call from the start, and whoever asked for the swarm by hand.
         starter = cmd.actor.person if cmd.actor.person in config.people else None
+        members = [p for p in dict.fromkeys([case.owner, on_call(case, config, now), starter])
+                   if p and p in config.people]
+        channels, private = swarm_channels(case, config)
         swarm = Swarm(id=case.id, created_at=now, title=case.title, private=private, channels=channels,
-                      needed=needed, lead=case.owner or (members[0] if members else starter),
+                      needed=needed, lead=case.owner or (members[0] if members else None),
                       started_by=cmd.actor.name, note=cmd.note)
         for person in members:
             swarm.add_member(person, now)
@@ -315,8 +316,8 @@ async def start_swarm(cmd: StartSwarm, ctx: Context) -> Reply:
             lines.append(f"Note: {cmd.note}")
         say(swarm, uow, f"Swarm started by {cmd.actor.name}", "\n".join(lines), people=members)
         if found.uncovered:
-            nobody(swarm, case, [u.skill for u in found.uncovered], uow)
-            say(swarm, uow, "Why some skills are missing", "\n".join(u.line for u in found.uncovered))
+            nobody(swarm, case, [u.skill for u in found.uncovered], uow,
+                   why="\n".join(u.line for u in found.uncovered))
         reply(case, uow, f"Swarm started by {cmd.actor.name}", f"Needed: {', '.join(needed) or 'none named'}",
               links=[_link(swarm)])
         record(uow, case, cmd.actor, "swarm started",

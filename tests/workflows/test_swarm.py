@@ -213,6 +213,20 @@ async def test_the_same_expert_is_not_always_pulled_in_invitations_count_for_a_w
     assert invited == ["ben", "cleo", "ben"]
 
 
+async def test_a_skill_left_out_by_the_experts_cap_is_explained_in_the_thread_and_to_the_lead(rt: Runtime) -> None:
+    opened = await run(rt, OpenCase(actor=person(rt, "alice"), tier="L1", title="Card payment flagged"))
+    reply = await run(rt, StartSwarm(actor=person(rt, "alice"), case_id=str(opened.case_id),
+                                     skills=["payments", "compliance"], experts=1))
+    assert reply.text == "Swarm started on ESC-1001; invited Ben Brooks."
+    swarm = await rt.store.get_record(Swarm, "ESC-1001")
+    assert swarm is not None and swarm.lead == "alice" and swarm.members == ["alice"]  # L1 has no rotation
+    slack = await posted(rt)
+    (said,) = [m for m in slack if m.address.thread == "swarm:ESC-1001" and m.notice.title.startswith("Nobody")]
+    assert said.notice.title == "Nobody left for compliance"
+    assert "compliance: not invited: the swarm already invites 1 (swarm.experts)" in said.notice.text
+    assert any(m.address.user == "U0ALICE" and "nobody left for compliance" in m.notice.title for m in slack)
+
+
 def test_swarm_skills_nobody_has_stop_the_config_with_a_clear_error() -> None:
     text = EXAMPLE_CONFIG.read_text().replace("  experts: 3", "  experts: 3\n  skills: {outage: [databse]}")
     with pytest.raises(ConfigError) as err:
