@@ -109,3 +109,89 @@ class CheckSla(Command):
 
 class NudgeVendor(Command):
     case_id: str
+
+
+# --- swarming and the knowledge base ---------------------------------------------------------
+
+
+class StartSwarm(Command):
+    """Start a swarm on a case; `skills` empty: derived from the case and `swarm.skills`."""
+
+    case_id: str
+    skills: list[str] = Field(default_factory=list)
+    experts: int | None = None
+    note: str = ""
+
+
+class JoinSwarm(Command):
+    case_id: str
+
+
+class LeaveSwarm(Command):
+    case_id: str
+
+
+class DeclineSwarm(Command):
+    case_id: str
+
+
+class AddSwarmMember(Command):
+    case_id: str
+    person: str
+
+
+class SetSwarmLead(Command):
+    case_id: str
+    person: str
+
+
+class InviteSkill(Command):
+    """Invite the best available person for one more skill."""
+
+    case_id: str
+    skill: str
+
+
+class EndSwarm(Command):
+    case_id: str
+    resolution: str
+    cause: str = ""
+    environment: str = ""
+
+
+class ListSwarms(Command):
+    pass
+
+
+class ExpireInvitation(Command):
+    """Sent by the scheduler when an invitation was not answered within `swarm.invite_timeout`."""
+
+    case_id: str
+    person: str
+
+
+class ShowKb(Command):
+    article_id: str
+
+
+class SearchKb(Command):
+    query: str
+
+
+class PublishKb(Command):
+    article_id: str
+
+
+class EditKb(Command):
+    """Change fields of an article; empty fields stay as they are."""
+
+    article_id: str
+    issue: str = ""
+    environment: str = ""
+    resolution: str = ""
+    cause: str = ""
+
+
+class RejectKb(Command):
+    article_id: str
+    reason: str = ""

@@ -235,6 +235,9 @@ class Rule(_Model):
 class SwarmSettings(_Model):
     channel: PlatformIds = Field(default_factory=PlatformIds)
     experts: int = Field(3, ge=1, le=20)
+    invite_timeout: Duration = Field(timedelta(minutes=10), description="invite the next expert after this")
+    skills: dict[str, StrList] = Field(
+        default_factory=dict, description="category or keyword -> skills a swarm on such a case needs")
 
 
 class CrisisSettings(_Model):
@@ -577,9 +580,22 @@ def check_references(config: Config) -> list[str]:
             if cust not in config.customers:
                 problems.append(f"{where}.if.customer[{i}]: unknown customer '{cust}'{_known(config.customers)}")
     problems += _channel_ids(config)
+    problems += _swarm_skills(config)
     for i, commander in enumerate(config.crisis.commanders):
         person(commander, f"crisis.commanders[{i}]")
     for d, digest in enumerate(config.digests):
         for i, to in enumerate(digest.to):
             person(to, f"digests[{d}].to[{i}]")
+    return problems
+
+
+def _swarm_skills(config: Config) -> list[str]:
+    """Every skill `swarm.skills` asks for must be someone's, else no swarm could ever cover it."""
+    known = sorted({s.strip().lower() for p in config.people.values() for s in p.skills})
+    problems = []
+    for key, skills in config.swarm.skills.items():
+        for i, skill in enumerate(skills):
+            if skill.strip().lower() not in known:
+                problems.append(f"swarm.skills.{key}[{i}]: nobody has the skill '{skill}'{_known(known)}; "
+                                f"add it to someone's skills or fix its spelling")
     return problems

@@ -10,7 +10,8 @@ from __future__ import annotations
 from bot.bus import Wiring
 from bot.commands import CheckSla, RunPageStep, ShowOnCall
 from bot.model import Case
-from workflows import cards, escalation, lifecycle, paging, queries, sla
+from bot.swarms import Swarm
+from workflows import cards, escalation, knowledge, lifecycle, paging, queries, sla, swarm
 
 HANDLERS = Wiring(
     {
@@ -20,7 +21,12 @@ HANDLERS = Wiring(
         RunPageStep: paging.run_page_step,
         ShowOnCall: paging.show_on_call,
         CheckSla: sla.check_sla,
+        **swarm.HANDLERS,
+        **knowledge.HANDLERS,
     },
-    events={**escalation.EVENT_HANDLERS},
-    views={Case: cards.case_views},
+    events={
+        event: [*escalation.EVENT_HANDLERS.get(event, []), *swarm.EVENT_HANDLERS.get(event, [])]
+        for event in {*escalation.EVENT_HANDLERS, *swarm.EVENT_HANDLERS}
+    },
+    views={Case: cards.case_views, Swarm: swarm.swarm_views},
 )

@@ -21,7 +21,7 @@ from bot.messages import ChannelPost, Notice, Reply
 from bot.metrics import CASES_OPENED
 from bot.model import SYSTEM, Actor, Case, CaseStatus, Severity, TierVisit, VendorInfo
 from bot.uow import Timer, UnitOfWork
-from workflows import paging, sla
+from workflows import knowledge, paging, sla
 from workflows.cards import customer_label, link, mention, person_name, record, reply, tell, tier_label
 from workflows.policy import Facts, is_sensitive, next_tier, previous_tier, route, who_is_on_call
 
@@ -105,6 +105,8 @@ async def open_case(cmd: OpenCase, ctx: Context) -> Reply:
     reply_ = await ctx.run(work, key=cmd.key)
     if reply_.case_id == case_id and reply_.links:
         CASES_OPENED.labels(tier_id).inc()
+        if found := await knowledge.suggest(ctx.store, cmd.title):  # the knowledge base closes the loop
+            reply_ = reply_.model_copy(update={"text": "\n".join([reply_.text, *found])})
     return reply_
 
 

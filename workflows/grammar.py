@@ -12,19 +12,33 @@ from collections.abc import Mapping
 
 from bot.commands import (
     AcknowledgeCase,
+    AddSwarmMember,
     AddWatcher,
     ClaimCase,
     Command,
+    DeclineSwarm,
     DeescalateCase,
+    EditKb,
+    EndSwarm,
     EscalateCase,
     HandOffCase,
+    InviteSkill,
+    JoinSwarm,
+    LeaveSwarm,
+    ListSwarms,
     OpenCase,
+    PublishKb,
+    RejectKb,
     ReopenCase,
     ResolveCase,
+    SearchKb,
+    SetSwarmLead,
     SetWaiting,
     ShowCase,
     ShowHelp,
+    ShowKb,
     ShowOnCall,
+    StartSwarm,
 )
 from bot.config import Config
 from bot.messages import ActionName, Reply
@@ -32,7 +46,8 @@ from bot.model import Actor, Origin, Severity
 from workflows.policy import known_categories, sensitive_match
 
 CASE_ID = re.compile(r"^ESC-\d+$", re.IGNORECASE)
-VERBS = ("escalate", "case", "oncall", "help")
+VERBS = ("escalate", "case", "oncall", "help", "swarm", "kb")
+KB_ID = re.compile(r"^KB-\d+$", re.IGNORECASE)
 COMMAND_LIMIT = 40_000  # characters of one command: Slack's own limit for a message
 TITLE_LIMIT = 300
 CUT = "…"
@@ -70,6 +85,18 @@ USAGE = {
         "       /case ESC-1042 wait customer|vendor | resume"
     ),
     "oncall": "Usage: /oncall [tier]   who is on call now and next",
+    "swarm": (
+        "Usage: /swarm                              active swarms you can see\n"
+        "       /swarm ESC-1042 [skills:api,database] [experts:N] [note...]   start one\n"
+        "       /swarm ESC-1042 join | leave | decline | add PERSON | lead PERSON | invite skill:NAME\n"
+        "       /swarm ESC-1042 end RESOLUTION [cause: ...] [environment: ...]"
+    ),
+    "kb": (
+        "Usage: /kb KB-7                            show an article\n"
+        "       /kb search words...\n"
+        "       /kb KB-7 publish | reject [reason] | edit [issue: ...] [resolution: ...] [cause: ...] "
+        "[environment: ...]"
+    ),
 }
 
 
@@ -123,6 +150,10 @@ def parse(text: str, *, verb: str, actor: Actor, config: Config, key: str | None
             return ShowOnCall(actor=actor, key=key, tier=tier)
         if verb == "help":
             return ShowHelp(actor=actor, key=key)
+        if verb == "swarm":
+            return _swarm(words, actor, key)
+        if verb == "kb":
+            return _kb(words, actor, key)
     except _Usage as exc:
         return usage(verb, str(exc))
     return unknown_verb(verb)
@@ -204,6 +235,8 @@ def action_command(action: ActionName, case_id: str, *, actor: Actor, key: str |
         if not text:
             return Reply(text="Please describe the resolution.", ok=False)
         return ResolveCase(actor=actor, key=key, case_id=case_id, resolution=text)
+    if action in ("swarm_join", "swarm_decline", "swarm_leave", "swarm_end"):
+        return _swarm_action(action, case_id, actor, key, text)
     return ReopenCase(actor=actor, key=key, case_id=case_id, reason=text)
 
 
@@ -404,3 +437,109 @@ def _case(words: list[str], actor: Actor, config: Config, key: str | None) -> Co
     if sub == "resume":
         return SetWaiting(actor=actor, key=key, case_id=case_id, on="none")
     raise _Usage(f"'{sub}' is not something I can do with a case.")
+
+
+# ---- swarming and the knowledge base ------------------------------------------------------------
+
+LABELS = ("issue", "environment", "resolution", "cause")
+_LABEL = re.compile(r"(?<!\w)(issue|environment|resolution|cause):", re.IGNORECASE)
+
+
+def labelled(text: str, first: str) -> dict[str, str]:
+    """Split "restarted the pool cause: leaked connections environment: EU" into its parts.
+
+    The text before the first label belongs to `first`; a label may appear anywhere.
+    """
+    parts: dict[str, list[str]] = {}
+    current = first
+    last = 0
+    for found in _LABEL.finditer(text):
+        parts.setdefault(current, []).append(text[last:found.start()])
+        current, last = found.group(1).lower(), found.end()
+    parts.setdefault(current, []).append(text[last:])
+    return {name: " ".join(" ".join(chunks).split()) for name, chunks in parts.items()}
+
+
+def _end(case_id: str, actor: Actor, key: str | None, text: str) -> EndSwarm | Reply:
+    parts = labelled(text, "resolution")
+    if not parts.get("resolution"):
+        return Reply(text=f"Describe the resolution, e.g. /swarm {case_id} end restarted the pool "
+                          f"cause: leaked connections.", ok=False)
+    return EndSwarm(actor=actor, key=key, case_id=case_id, resolution=parts["resolution"],
+                    cause=parts.get("cause", ""), environment=parts.get("environment", ""))
+
+
+def _swarm_action(action: str, case_id: str, actor: Actor, key: str | None, text: str) -> Command | Reply:
+    if action == "swarm_join":
+        return JoinSwarm(actor=actor, key=key, case_id=case_id)
+    if action == "swarm_decline":
+        return DeclineSwarm(actor=actor, key=key, case_id=case_id)
+    if action == "swarm_leave":
+        return LeaveSwarm(actor=actor, key=key, case_id=case_id)
+    return _end(case_id, actor, key, text)
+
+
+def _swarm(words: list[str], actor: Actor, key: str | None) -> Command | Reply:
+    if not words:
+        return ListSwarms(actor=actor, key=key)
+    if not CASE_ID.match(words[0]):
+        raise _Usage("Name the case, e.g. /swarm ESC-1042.")
+    case_id = words[0].upper()
+    sub, rest = (words[1].lower() if len(words) > 1 else ""), words[2:]
+    if sub in ("join", "leave", "decline"):
+        return _swarm_action(f"swarm_{sub}", case_id, actor, key, "")
+    if sub in ("add", "lead"):
+        if not rest:
+            raise _Usage(f"Name the person, e.g. /swarm {case_id} {sub} dev.")
+        person = rest[0].lstrip("@").lower()
+        if sub == "add":
+            return AddSwarmMember(actor=actor, key=key, case_id=case_id, person=person)
+        return SetSwarmLead(actor=actor, key=key, case_id=case_id, person=person)
+    if sub == "invite":
+        skill = rest[0].split(":", 1)[1] if rest and rest[0].lower().startswith("skill:") else (rest[0] if rest else "")
+        if not skill:
+            raise _Usage(f"Name the skill, e.g. /swarm {case_id} invite skill:network.")
+        return InviteSkill(actor=actor, key=key, case_id=case_id, skill=skill)
+    if sub == "end":
+        return _end(case_id, actor, key, " ".join(rest))
+    skills: list[str] = []
+    experts = None
+    note = []
+    for w in words[1:]:
+        low = w.lower()
+        if low.startswith("skills:") or low.startswith("skill:"):
+            skills += [s for s in w.split(":", 1)[1].split(",") if s]
+        elif low.startswith("experts:"):
+            value = w.split(":", 1)[1]
+            if not value.isdigit() or not 1 <= int(value) <= 20:
+                raise _Usage(f"experts: takes a number from 1 to 20, not '{value}'.")
+            experts = int(value)
+        else:
+            note.append(w)
+    return StartSwarm(actor=actor, key=key, case_id=case_id, skills=skills, experts=experts, note=" ".join(note))
+
+
+def _kb(words: list[str], actor: Actor, key: str | None) -> Command | Reply:
+    if not words:
+        raise _Usage("Name an article or search, e.g. /kb KB-7 or /kb search vpn drops.")
+    if words[0].lower() == "search":
+        if len(words) < 2:
+            raise _Usage("Say what to look for, e.g. /kb search vpn drops after sleep.")
+        return SearchKb(actor=actor, key=key, query=" ".join(words[1:]))
+    if not KB_ID.match(words[0]):
+        raise _Usage(f"'{words[0]}' is not an article id (they look like KB-7).")
+    article_id = words[0].upper()
+    if len(words) == 1:
+        return ShowKb(actor=actor, key=key, article_id=article_id)
+    sub, text = words[1].lower(), " ".join(words[2:])
+    if sub == "publish":
+        return PublishKb(actor=actor, key=key, article_id=article_id)
+    if sub == "reject":
+        return RejectKb(actor=actor, key=key, article_id=article_id, reason=text)
+    if sub == "edit":
+        parts = labelled(text, "")
+        fields = {name: parts.get(name, "") for name in LABELS}
+        if not any(fields.values()):
+            raise _Usage(f"Say what to change, e.g. /kb {article_id} edit resolution: restarted the pool.")
+        return EditKb(actor=actor, key=key, article_id=article_id, **fields)
+    raise _Usage(f"'{sub}' is not something I can do with an article.")

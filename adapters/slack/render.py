@@ -281,8 +281,10 @@ REASON_LABEL = {
     "deescalate": "Why can it go back down?",
     "resolve": "How was it resolved?",
     "reopen": "Why reopen it?",
+    "swarm_end": "How was it resolved? (add cause: ... and environment: ... if known)",
 }
-REASON_VERB = {"escalate": "Escalate", "deescalate": "De-escalate", "resolve": "Resolve", "reopen": "Reopen"}
+REASON_VERB = {"escalate": "Escalate", "deescalate": "De-escalate", "resolve": "Resolve", "reopen": "Reopen",
+               "swarm_end": "End swarm"}
 
 
 def reason_form(*, action: str, case_id: str, target_tier: str | None, metadata: str) -> dict[str, Any]:

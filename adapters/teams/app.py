@@ -298,6 +298,8 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
         reply = await self.dispatch(press.result)
         if not reply.ok:
             return message_response(reply.text)
+        if verb.startswith("swarm_"):  # a swarm card or invitation, not a case card: delivery updates it
+            return message_response(reply.text)
         card = await self.current_card(press.case_id, press.tier)
         return card_response(card) if card else message_response(reply.text)
 
