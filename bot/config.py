@@ -237,6 +237,13 @@ class SwarmSettings(_Model):
     experts: int = Field(3, ge=1, le=20)
 
 
+class Webhook(_Model):
+    """A status page endpoint: every declare, update and resolve is POSTed there, signed with `secret`."""
+
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field(min_length=1)
+
+
 class CrisisSettings(_Model):
     commanders: list[str] = Field(default_factory=list)
     roles: list[str] = Field(
@@ -244,6 +251,7 @@ class CrisisSettings(_Model):
     )
     update_every: dict[Severity, Duration] = Field(default_factory=dict)
     status_channels: PlatformIds = Field(default_factory=PlatformIds)
+    webhooks: list[Webhook] = Field(default_factory=list)
 
 
 class Digest(_Model):

@@ -17,7 +17,8 @@ from bot.model import Platform
 # `upload` carries a file (`Notice.file`); `amend` updates a direct message already sent
 # (`Notice.amends`): bot.delivery queues one when a DM page went out before its thread link existed.
 NoticeKind = Literal["card", "reply", "page", "direct", "post", "upload", "amend"]
-ActionName = Literal["acknowledge", "claim", "escalate", "resolve", "reopen", "deescalate"]
+ActionName = Literal["acknowledge", "claim", "escalate", "resolve", "reopen", "deescalate",
+                     "incident_update", "incident_link", "incident_role", "incident_resolve"]
 
 
 class _Frozen(BaseModel):

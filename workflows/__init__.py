@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from bot.bus import Wiring
 from bot.commands import CheckSla, RunPageStep, ShowOnCall
+from bot.events import CaseOpened
+from bot.incidents import Incident
 from bot.model import Case
-from workflows import cards, escalation, lifecycle, paging, queries, sla
+from workflows import cards, crisis, escalation, lifecycle, paging, queries, sla
 
 HANDLERS = Wiring(
     {
         **escalation.HANDLERS,
         **lifecycle.HANDLERS,
         **queries.HANDLERS,
+        **crisis.HANDLERS,
         RunPageStep: paging.run_page_step,
         ShowOnCall: paging.show_on_call,
         CheckSla: sla.check_sla,
     },
-    events={**escalation.EVENT_HANDLERS},
-    views={Case: cards.case_views},
+    events={CaseOpened: [*escalation.EVENT_HANDLERS[CaseOpened], *crisis.EVENT_HANDLERS[CaseOpened]]},
+    views={Case: cards.case_views, Incident: crisis.incident_views},
 )

@@ -105,6 +105,10 @@ async def open_case(cmd: OpenCase, ctx: Context) -> Reply:
     reply_ = await ctx.run(work, key=cmd.key)
     if reply_.case_id == case_id and reply_.links:
         CASES_OPENED.labels(tier_id).inc()
+        opened = await ctx.store.get_case(case_id)
+        if opened is not None and opened.incident:  # crisis mode linked it as it opened
+            reply_ = reply_.model_copy(update={"text": f"{reply_.text} Linked to {opened.incident}, an ongoing "
+                                                       "incident; customers are being updated."})
     return reply_
 
 
