@@ -62,6 +62,7 @@ class Incident(Record):
     status: IncidentStatus = IncidentStatus.INVESTIGATING
     commander: str
     roles: dict[str, str] = Field(default_factory=dict)
+    on_call: list[str] = Field(default_factory=list)  # the tier on-call when declared: invited to the space
     cases: list[str] = Field(default_factory=list)
     first_case_at: datetime | None = None  # when the earliest linked case was opened
     updates: list[IncidentUpdate] = Field(default_factory=list)

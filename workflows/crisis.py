@@ -46,6 +46,7 @@ from bot.messages import (
     Notice,
     PersonDirect,
     Reply,
+    Space,
     ThreadLink,
 )
 from bot.model import Actor, Case, Severity, TimelineEntry
@@ -55,6 +56,7 @@ from bot.uow import Timer, UnitOfWork
 from workflows import paging, sla
 from workflows.cards import customer_label, local_time, mention, person_name, record, reply, thread, tier_label
 from workflows.escalation import vendor_nudge_timer
+from workflows.policy import who_is_on_call
 
 DEFAULT_CADENCE = timedelta(hours=1)
 OVERDUE_AT = 1.5  # the commander is paged when the update is this late, as a share of the cadence
@@ -213,6 +215,44 @@ def tell_webhooks(inc: Incident, uow: UnitOfWork, text: str) -> None:
                 ChannelPost(platform=WEBHOOK_PLATFORM, channel=hook.url))
 
 
+# ---- the incident space and card ---------------------------------------------------------------
+
+
+def space_name(inc: Incident) -> str:
+    """`inc-3-checkout-is-down`: a valid channel name on every platform that makes channels."""
+    slug = re.sub(r"[^a-z0-9]+", "-", inc.title.lower()).strip("-")
+    return f"{inc.id.lower()}-{slug}"[:80].rstrip("-")
+
+
+def on_call_now(config: Config, now: datetime) -> list[str]:
+    """Who is on call now in the highest staffed tier with a paging policy (the tier an outage needs)."""
+    for tier in reversed(config.tiers):
+        policy = config.policies.get(tier.policy or "")
+        if tier.kind != "team" or policy is None:
+            continue
+        people: list[str] = []
+        for step in policy.steps[:1]:
+            for target in step.notify:
+                kind, _, name = target.partition(":")
+                if kind == "schedule" and name in config.schedules:
+                    people.append(who_is_on_call(config.schedules[name], now, config.tz).now)
+                elif kind == "person":
+                    people.append(name)
+        return list(dict.fromkeys(people))
+    return []
+
+
+def incident_space(inc: Incident, config: Config) -> Space:
+    people = list(dict.fromkeys([inc.commander, *inc.roles.values(), *inc.on_call]))
+    members: dict[str, list[str]] = {}
+    for key in people:
+        found = config.people.get(key)
+        for platform, user_id in (found.ids.items() if found else []):
+            if user_id:
+                members.setdefault(platform, []).append(user_id)
+    return Space(name=space_name(inc), members=members)
+
+
 # ---- the incident card -------------------------------------------------------------------------
 
 
@@ -243,7 +283,8 @@ def incident_card(inc: Incident, config: Config, now: datetime) -> Notice:
         CardAction(action="incident_resolve", label="Resolve", case_id=inc.id, style="danger", needs="resolution"),
     ]
     return Notice(kind="card", title=f"{inc.id} · {inc.title}", fields=fields, actions=actions, case_id=inc.id,
-                  severity=inc.severity.value, status=inc.status.value, case_version=inc.version)
+                  severity=inc.severity.value, status=inc.status.value, case_version=inc.version,
+                  space=incident_space(inc, config))
 
 
 def incident_views(before: Incident | None, after: Incident, config: Config,
@@ -325,7 +366,7 @@ async def declare(cmd: DeclareIncident, ctx: Context) -> Reply:
                        component=cmd.component.lower() if cmd.component else None,
                        keywords=[k.lower() for k in cmd.keywords], customers=list(dict.fromkeys(cmd.customers)),
                        commander=actor.person or "", roles={"commander": actor.person or ""},
-                       created_at=now, updated_at=now)
+                       on_call=on_call_now(config, now), created_at=now, updated_at=now)
         uow.add(inc)
         note(inc, uow, actor, "declared", f"{inc.severity.value}: {title}")
         schedule_cadence(inc, uow)
