@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from datetime import datetime, timedelta
 
+from bot.access import may_access
 from bot.bus import Context, EventHandler, Handler
 from bot.commands import (
     AddNote,
@@ -167,12 +168,13 @@ def public_text(text: str, config: Config) -> str:
     """Update text as customers may read it: no personal data, case ids or names of our staff."""
     out, _ = scrub(text)
     out = CASE_ID.sub("", out)
-    names: set[str] = set()
-    for person in config.people.values():
-        names.add(person.name)
-        names.update(part for part in person.name.split() if len(part) > 2)
-    for name in sorted(names, key=len, reverse=True):
+    full = {person.name for person in config.people.values()}
+    # A part of a name only as written with its capital ("Dev", not "dev environment").
+    parts = {part for name in full for part in name.split() if len(part) > 2} - full
+    for name in sorted(full, key=len, reverse=True):
         out = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "our team", out, flags=re.IGNORECASE)
+    for name in sorted(parts, key=len, reverse=True):
+        out = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "our team", out)
     return re.sub(r"[ \t]{2,}", " ", out).strip()
 
 
@@ -502,8 +504,6 @@ async def unlink_case(cmd: UnlinkCase, ctx: Context) -> Reply:
 async def show_cases(cmd: ShowIncidentCases, ctx: Context) -> Reply:
     inc = await _read(ctx, cmd.incident_id)
     cases = await read_cases(ctx.store, inc.cases)
-    from bot.access import may_access
-
     lines = [f"{c.id} · {c.tier} · {customer_label(ctx.config, c.customer)} · {c.status.value}"
              + (f" · {c.title}" if may_access(c, cmd.actor, ctx.config) else " · (private)") for c in cases]
     return Reply(title=f"{inc.id}: {len(cases)} linked case{'s' if len(cases) != 1 else ''}",

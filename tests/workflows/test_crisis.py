@@ -285,3 +285,12 @@ def test_the_crisis_grammar_reads_declare_options_and_the_resolve_flag(example_c
     assert isinstance(res, ResolveIncident) and res.resolve_cases and res.text == "All fine"
     role = parse("inc-3 role communications me", verb="crisis", actor=actor, config=example_config)
     assert isinstance(role, AssignRole) and role.person == "erin" and role.incident_id == "INC-3"
+
+
+def test_public_text_drops_staff_names_but_keeps_ordinary_words(example_config: object) -> None:
+    from bot.config import Config
+    from workflows.crisis import public_text
+    assert isinstance(example_config, Config)
+    text = public_text("Dev Patel and erin ortiz moved the dev environment; Gus saw ESC-1042 grant errors",
+                       example_config)
+    assert text == "our team and our team moved the dev environment; our team saw grant errors"
