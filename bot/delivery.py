@@ -118,6 +118,7 @@ class PlatformClient(Protocol):
     # Optional (looked up with getattr): `async def open_space(name, members) -> channel` makes a
     # channel of its own for a thread with `Notice.space` and invites `members` (platform user ids);
     # raise Undeliverable when the platform refuses, RetryLater when it may work later.
+    # `async def invite_to_space(channel, members) -> None` invites people added later.
 
 
 # ---- thread identity: the only place that knows how a thread is named and stored ---------
@@ -235,6 +236,8 @@ class Delivery:
     async def _update_root(self, message: OutboxMessage, thread: str, ref: ThreadRef,
                            links: list[Link]) -> str:
         self._guard_private(message, ref)
+        if message.notice.space is not None:
+            await self._invite_new(message, thread, ref.channel)
         try:
             updated = await self.client.update_root(ref, message.notice, links, thread=_name(thread))
         except RootGone:
@@ -309,7 +312,30 @@ class Delivery:
             await self.client.post(fallback, None, note, [])
             channel = fallback
         await self.store.redis.set(key, channel, ex=ATTEMPT_TTL_S * 30)
+        if channel != fallback:
+            await self._remember_members(thread, space.members.get(self.platform, []))
         return channel
+
+    async def _invite_new(self, message: OutboxMessage, thread: str, channel: str) -> None:
+        """People added to a space after it was made (a new role holder) are invited once."""
+        space, inviter = message.notice.space, getattr(self.client, "invite_to_space", None)
+        key = self.store.keys.dedupe(f"space:{self.platform}:{_name(thread)}")
+        if space is None or inviter is None or _text(await self.store.redis.get(key)) != channel:
+            return  # no space of its own (a thread in the status channel): nobody to invite
+        members = space.members.get(self.platform, [])
+        known = await self.store.redis.smembers(self._members_key(thread))
+        new = [m for m in members if m.encode() not in known and m not in known]
+        if new:
+            await inviter(channel, new)
+            await self._remember_members(thread, new)
+
+    def _members_key(self, thread: str) -> str:
+        return self.store.keys.dedupe(f"space-members:{self.platform}:{_name(thread)}")
+
+    async def _remember_members(self, thread: str, members: Sequence[str]) -> None:
+        if members:
+            await self.store.redis.sadd(self._members_key(thread), *members)
+            await self.store.redis.expire(self._members_key(thread), ATTEMPT_TTL_S * 30)
 
     # ---- replies, direct messages, posts, uploads ----------------------------------------
 

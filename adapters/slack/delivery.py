@@ -222,13 +222,18 @@ class SlackClient:
         except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
             raise classify(exc) from exc
         channel = str(created["channel"]["id"])
-        if members:
-            try:
-                await self.client.conversations_invite(channel=channel, users=",".join(members), force=True)
-            except (SlackApiError, TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
-                log.warning("inviting people to the incident channel failed", channel=channel, error=str(exc))
         log.info("incident channel created", channel=channel, name=name)
+        await self.invite_to_space(channel, members)
         return channel
+
+    async def invite_to_space(self, channel: str, members: Sequence[str]) -> None:
+        """Invite people to an incident channel; a failed invite is logged, never holds the card back."""
+        if not members:
+            return
+        try:
+            await self.client.conversations_invite(channel=channel, users=",".join(members), force=True)
+        except (SlackApiError, TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+            log.warning("inviting people to the incident channel failed", channel=channel, error=str(exc))
 
     async def _dm_channel(self, user: str) -> str:
         channel = await self.store.get_ref("slack-dm", user)

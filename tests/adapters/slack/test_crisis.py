@@ -47,6 +47,13 @@ async def test_declaring_makes_an_incident_channel_invites_its_people_and_fans_u
     assert len(customer) == 2 and "rejects EU cards" in customer[-1]
     assert not any("ESC-" in t or "INC-" in t or "Erin" in t for t in customer)
 
+    # A role holder named later is invited to the channel too, once.
+    await slack.command("/crisis", "INC-1 role communications hana", user="U0ERIN", user_name="erin")
+    await slack.command("/crisis", "INC-1 note hana is on the customer calls", user="U0ERIN", user_name="erin")
+    await worker.drain()
+    later = api.calls_to("conversations.invite")[1:]
+    assert [(c.args["channel"], c.args["users"]) for c in later] == [(channel, "U0HANA")]
+
     # The Post update button asks for the text; its first word may be the status.
     await slack.click(buttons(incident_card(api, channel))["incident_update"], user="U0ERIN", channel=channel)
     await slack.submit(opened_view(api), {"reason": "monitoring A fix is deployed"}, user="U0ERIN")
