@@ -294,3 +294,21 @@ def test_public_text_drops_staff_names_but_keeps_ordinary_words(example_config: 
     text = public_text("Dev Patel and erin ortiz moved the dev environment; Gus saw ESC-1042 grant errors",
                        example_config)
     assert text == "our team and our team moved the dev environment; our team saw grant errors"
+
+
+def test_the_incident_card_buttons_become_crisis_commands() -> None:
+    from bot.messages import Reply
+    from bot.model import Actor
+    from workflows.grammar import action_command
+    gus = Actor(person="gus", name="Gus")
+    update = action_command("incident_update", "INC-2", actor=gus, text="monitoring Fix is out")
+    assert isinstance(update, PostUpdate) and (update.status, update.text) == ("monitoring", "Fix is out")
+    plain = action_command("incident_update", "INC-2", actor=gus, text="Still looking")
+    assert isinstance(plain, PostUpdate) and plain.status is None and plain.text == "Still looking"
+    link = action_command("incident_link", "INC-2", actor=gus, text="ESC-1001, esc-1002")
+    assert isinstance(link, LinkCases) and link.case_ids == ["ESC-1001", "ESC-1002"]
+    role = action_command("incident_role", "INC-2", actor=gus, text="scribe")
+    assert isinstance(role, AssignRole) and (role.role, role.person) == ("scribe", "gus")
+    done = action_command("incident_resolve", "INC-2", actor=gus, text="Fixed --resolve-cases")
+    assert isinstance(done, ResolveIncident) and done.resolve_cases and done.text == "Fixed"
+    assert isinstance(action_command("incident_link", "INC-2", actor=gus, text="soon"), Reply)
