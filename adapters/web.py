@@ -63,6 +63,10 @@ def _workers(runtime: Runtime, adapters: Sequence[PlatformAdapter]):  # type: ig
             worker = runtime.worker(transport)
             tasks.append(asyncio.create_task(worker.run_forever(stop), name=f"delivery-{adapter.platform}"))
             await adapter.start()
+        if runtime.config.crisis.webhooks:  # crisis mode's status page webhooks
+            from adapters.webhook import WebhookTransport
+            hooks = runtime.worker(WebhookTransport(runtime.config))
+            tasks.append(asyncio.create_task(hooks.run_forever(stop), name="delivery-webhook"))
         yield
         stop.set()
         for adapter in adapters:

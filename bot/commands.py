@@ -195,3 +195,75 @@ class EditKb(Command):
 class RejectKb(Command):
     article_id: str
     reason: str = ""
+# --- crisis mode (workflows/crisis.py) ------------------------------------------------------
+
+
+class DeclareIncident(Command):
+    title: str
+    severity: Severity | None = None
+    component: str | None = None
+    customers: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+
+
+class AssignRole(Command):
+    incident_id: str
+    role: str
+    person: str | None = None  # None: nobody holds the role any more
+
+
+class ShowRoles(Command):
+    incident_id: str
+
+
+class LinkCases(Command):
+    incident_id: str
+    case_ids: list[str]
+
+
+class UnlinkCase(Command):
+    incident_id: str
+    case_id: str
+
+
+class ShowIncidentCases(Command):
+    incident_id: str
+
+
+class PostUpdate(Command):
+    incident_id: str
+    status: str | None = None  # investigating | identified | monitoring; None keeps the current one
+    text: str
+
+
+class AddNote(Command):
+    incident_id: str
+    text: str
+
+
+class ResolveIncident(Command):
+    incident_id: str
+    text: str
+    resolve_cases: bool = False
+
+
+class ShowReport(Command):
+    incident_id: str
+
+
+class ListIncidents(Command):
+    pass
+
+
+class UpdateDue(Command):
+    """Timer: the next status update is due (100% of the cadence)."""
+
+    incident_id: str
+    update: int  # how many updates were published when the timer was set
+
+
+class UpdateOverdue(Command):
+    """Timer: the update is 50% late (150% of the cadence): page the commander."""
+
+    incident_id: str
+    update: int

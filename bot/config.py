@@ -240,6 +240,13 @@ class SwarmSettings(_Model):
         default_factory=dict, description="category or keyword -> skills a swarm on such a case needs")
 
 
+class Webhook(_Model):
+    """A status page endpoint: every declare, update and resolve is POSTed there, signed with `secret`."""
+
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field(min_length=1)
+
+
 class CrisisSettings(_Model):
     commanders: list[str] = Field(default_factory=list)
     roles: list[str] = Field(
@@ -247,6 +254,7 @@ class CrisisSettings(_Model):
     )
     update_every: dict[Severity, Duration] = Field(default_factory=dict)
     status_channels: PlatformIds = Field(default_factory=PlatformIds)
+    webhooks: list[Webhook] = Field(default_factory=list)
 
 
 class Digest(_Model):

@@ -19,6 +19,9 @@ thread root, update it, reply, DM, post, upload, and find a root after a timeout
 - root-post reconcile: before posting a root the Delivery records the attempt; when the client
   says the post may have happened (`MaybePosted`, a timeout), the retry asks `find_root` for it
   first and reuses what it finds, so a timed-out post is not doubled.
+- spaces: a card with `Notice.space` roots its thread in a channel of its own, made once by the
+  client's optional `open_space(name, members)`; a platform without it (or a refusal) roots the
+  thread in the address's channel, and a refusal is said there.
 
 Platform errors are classified by the client (RetryLater / Undeliverable); the outbox worker
 owns retries, holds, pacing and dead letters.
@@ -111,6 +114,11 @@ class PlatformClient(Protocol):
     async def upload(self, channel: str | None, user: str | None, notice: Notice) -> str:
         """Upload `notice.file` to a channel or (when `user` is set) a person; returns its id."""
         ...
+
+    # Optional (looked up with getattr): `async def open_space(name, members) -> channel` makes a
+    # channel of its own for a thread with `Notice.space` and invites `members` (platform user ids);
+    # raise Undeliverable when the platform refuses, RetryLater when it may work later.
+    # `async def invite_to_space(channel, members) -> None` invites people added later.
 
 
 # ---- thread identity: the only place that knows how a thread is named and stored ---------
@@ -228,6 +236,8 @@ class Delivery:
     async def _update_root(self, message: OutboxMessage, thread: str, ref: ThreadRef,
                            links: list[Link]) -> str:
         self._guard_private(message, ref)
+        if message.notice.space is not None:
+            await self._invite_new(message, thread, ref.channel)
         try:
             updated = await self.client.update_root(ref, message.notice, links, thread=_name(thread))
         except RootGone:
@@ -240,6 +250,8 @@ class Delivery:
 
     async def _post_root(self, message: OutboxMessage, thread: str, links: list[Link]) -> str:
         channel = message.address.channel
+        if channel and message.notice.space is not None:
+            channel = await self._space(message, thread, channel)
         if not channel:
             raise Undeliverable(f"no {self.platform} channel configured for the thread {_name(thread)}")
         redis, lock = self.store.redis, self._lock(thread)
@@ -278,6 +290,52 @@ class Delivery:
 
     def _lock(self, thread: str) -> str:
         return self.store.keys.dedupe(f"root:{self.platform}:{_name(thread)}")
+
+    async def _space(self, message: OutboxMessage, thread: str, fallback: str) -> str:
+        """The channel a thread with a space is rooted in: made once, else `fallback` (said there)."""
+        space = message.notice.space
+        opener = getattr(self.client, "open_space", None)
+        if space is None or opener is None:
+            return fallback
+        key = self.store.keys.dedupe(f"space:{self.platform}:{_name(thread)}")
+        made = _text(await self.store.redis.get(key))
+        if made:
+            return made
+        try:
+            channel = str(await opener(space.name, space.members.get(self.platform, [])))
+        except Undeliverable as exc:  # refused (RetryLater propagates: the card is retried)
+            log.warning("space refused; rooting the thread in its channel", platform=self.platform,
+                        thread=_name(thread), error=str(exc))
+            note = Notice(kind="post", title=f"Could not create a channel for {message.notice.title}",
+                          text=f"{exc}. The incident runs in a thread in this channel instead.",
+                          case_id=message.notice.case_id)
+            await self.client.post(fallback, None, note, [])
+            channel = fallback
+        await self.store.redis.set(key, channel, ex=ATTEMPT_TTL_S * 30)
+        if channel != fallback:
+            await self._remember_members(thread, space.members.get(self.platform, []))
+        return channel
+
+    async def _invite_new(self, message: OutboxMessage, thread: str, channel: str) -> None:
+        """People added to a space after it was made (a new role holder) are invited once."""
+        space, inviter = message.notice.space, getattr(self.client, "invite_to_space", None)
+        key = self.store.keys.dedupe(f"space:{self.platform}:{_name(thread)}")
+        if space is None or inviter is None or _text(await self.store.redis.get(key)) != channel:
+            return  # no space of its own (a thread in the status channel): nobody to invite
+        members = space.members.get(self.platform, [])
+        known = await self.store.redis.smembers(self._members_key(thread))
+        new = [m for m in members if m.encode() not in known and m not in known]
+        if new:
+            await inviter(channel, new)
+            await self._remember_members(thread, new)
+
+    def _members_key(self, thread: str) -> str:
+        return self.store.keys.dedupe(f"space-members:{self.platform}:{_name(thread)}")
+
+    async def _remember_members(self, thread: str, members: Sequence[str]) -> None:
+        if members:
+            await self.store.redis.sadd(self._members_key(thread), *members)
+            await self.store.redis.expire(self._members_key(thread), ATTEMPT_TTL_S * 30)
 
     # ---- replies, direct messages, posts, uploads ----------------------------------------
 

@@ -42,3 +42,11 @@ class CaseResolved(Event):
 
 class CaseReopened(Event):
     case_id: str
+
+
+class IncidentDeclared(Event):
+    incident_id: str
+
+
+class IncidentResolved(Event):
+    incident_id: str

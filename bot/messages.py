@@ -18,7 +18,8 @@ from bot.model import Platform
 # (`Notice.amends`): bot.delivery queues one when a DM page went out before its thread link existed.
 NoticeKind = Literal["card", "reply", "page", "direct", "post", "upload", "amend"]
 ActionName = Literal["acknowledge", "claim", "escalate", "resolve", "reopen", "deescalate",
-                     "swarm_join", "swarm_decline", "swarm_leave", "swarm_end"]
+                     "swarm_join", "swarm_decline", "swarm_leave", "swarm_end",
+                     "incident_update", "incident_link", "incident_role", "incident_resolve"]
 
 
 class _Frozen(BaseModel):
@@ -97,6 +98,17 @@ class DirectRef(_Frozen):
     message_id: str
 
 
+class Space(_Frozen):
+    """A channel of its own for a thread (an incident space), made where the platform can.
+
+    `members` are platform user ids to invite, per platform. A platform without the ability
+    (no `open_space` on its client) roots the thread in the address's channel instead.
+    """
+
+    name: str
+    members: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class Notice(_Frozen):
     """One thing the bot says. `text` is plain user-facing text: renderers escape it."""
 
@@ -115,6 +127,7 @@ class Notice(_Frozen):
     bulk: bool = False  # fan-out traffic (crisis updates, digests): delivered after everything else
     file: FileRef | None = None  # kind "upload"
     amends: DirectRef | None = None  # kind "amend": the direct message to update
+    space: Space | None = None  # kind "card": root the thread in a channel of its own (bot.delivery)
 
 
 class Address(_Frozen):

@@ -185,6 +185,7 @@ class Case(Record):
     sla: list[SlaClock] = Field(default_factory=list)
     paging: Paging | None = None
     vendor: VendorInfo | None = None
+    incident: str | None = None  # the incident (INC-n) this case is part of
 
     @property
     def is_open(self) -> bool:

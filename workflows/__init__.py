@@ -7,11 +7,25 @@ whenever what they show changes). A new workflow adds its module's tables here.
 
 from __future__ import annotations
 
-from bot.bus import Wiring
+from collections.abc import Mapping, Sequence
+
+from bot.bus import EventHandler, Wiring
 from bot.commands import CheckSla, RunPageStep, ShowOnCall
+from bot.events import Event
+from bot.incidents import Incident
 from bot.model import Case
 from bot.swarms import Swarm
-from workflows import cards, escalation, knowledge, lifecycle, paging, queries, sla, swarm
+from workflows import cards, crisis, escalation, knowledge, lifecycle, paging, queries, sla, swarm
+
+
+def _merged(*tables: Mapping[type[Event], Sequence[EventHandler]]) -> dict[type[Event], list[EventHandler]]:
+    """Event handler tables of several workflows: each event's handlers in workflow order."""
+    out: dict[type[Event], list[EventHandler]] = {}
+    for table in tables:
+        for event, handlers in table.items():
+            out.setdefault(event, []).extend(handlers)
+    return out
+
 
 HANDLERS = Wiring(
     {
@@ -23,10 +37,8 @@ HANDLERS = Wiring(
         CheckSla: sla.check_sla,
         **swarm.HANDLERS,
         **knowledge.HANDLERS,
+        **crisis.HANDLERS,
     },
-    events={
-        event: [*escalation.EVENT_HANDLERS.get(event, []), *swarm.EVENT_HANDLERS.get(event, [])]
-        for event in {*escalation.EVENT_HANDLERS, *swarm.EVENT_HANDLERS}
-    },
-    views={Case: cards.case_views, Swarm: swarm.swarm_views},
+    events=_merged(escalation.EVENT_HANDLERS, swarm.EVENT_HANDLERS, crisis.EVENT_HANDLERS),
+    views={Case: cards.case_views, Swarm: swarm.swarm_views, Incident: crisis.incident_views},
 )

@@ -93,6 +93,8 @@ def case_card(case: Case, config: Config, now: datetime, *, thread_tier: str | N
     if case.vendor:
         ticket = f" ticket {case.vendor.ticket}" if case.vendor.ticket else ""
         fields.append(CardField(label="Vendor", value=f"{case.vendor.name}{ticket}"))
+    if case.incident:
+        fields.append(CardField(label="Incident", value=case.incident))
     if case.resolution and case.status == CaseStatus.RESOLVED:
         fields.append(CardField(label="Resolution", value=case.resolution))
     links = [link(case, case.tier, f"Now in {case.tier}")] if moved else []

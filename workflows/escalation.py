@@ -107,6 +107,10 @@ async def open_case(cmd: OpenCase, ctx: Context) -> Reply:
         CASES_OPENED.labels(tier_id).inc()
         if found := await knowledge.suggest(ctx.store, cmd.title):  # the knowledge base closes the loop
             reply_ = reply_.model_copy(update={"text": "\n".join([reply_.text, *found])})
+        opened = await ctx.store.get_case(case_id)
+        if opened is not None and opened.incident:  # crisis mode linked it as it opened
+            reply_ = reply_.model_copy(update={"text": f"{reply_.text} Linked to {opened.incident}, an ongoing "
+                                                       "incident; customers are being updated."})
     return reply_
 
 

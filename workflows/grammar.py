@@ -10,6 +10,7 @@ import difflib
 import re
 from collections.abc import Mapping
 
+from bot import commands as cmds
 from bot.commands import (
     AcknowledgeCase,
     AddSwarmMember,
@@ -46,7 +47,7 @@ from bot.model import Actor, Origin, Severity
 from workflows.policy import known_categories, sensitive_match
 
 CASE_ID = re.compile(r"^ESC-\d+$", re.IGNORECASE)
-VERBS = ("escalate", "case", "oncall", "help", "swarm", "kb")
+VERBS = ("escalate", "case", "oncall", "help", "swarm", "kb", "crisis")
 KB_ID = re.compile(r"^KB-\d+$", re.IGNORECASE)
 COMMAND_LIMIT = 40_000  # characters of one command: Slack's own limit for a message
 TITLE_LIMIT = 300
@@ -96,6 +97,14 @@ USAGE = {
         "       /kb search words...\n"
         "       /kb KB-7 publish | reject [reason] | edit [issue: ...] [resolution: ...] [cause: ...] "
         "[environment: ...]"
+    ),
+    "crisis": (
+        "Usage: /crisis                                   list active incidents\n"
+        "       /crisis declare [sev1|sev2|sev3] [component:NAME] [customers:a,b] [keywords:\"x,y\"] TITLE\n"
+        "       /crisis INC-3 role ROLE PERSON|me|none | roles\n"
+        "       /crisis INC-3 link ESC-1042 ESC-1043 | unlink ESC-1043 | cases\n"
+        "       /crisis INC-3 update investigating|identified|monitoring TEXT | note TEXT\n"
+        "       /crisis INC-3 resolve TEXT [--resolve-cases] | report"
     ),
 }
 
@@ -154,6 +163,8 @@ def parse(text: str, *, verb: str, actor: Actor, config: Config, key: str | None
             return _swarm(words, actor, key)
         if verb == "kb":
             return _kb(words, actor, key)
+        if verb == "crisis":
+            return _crisis(text, actor, config, key)
     except _Usage as exc:
         return usage(verb, str(exc))
     return unknown_verb(verb)
@@ -237,6 +248,8 @@ def action_command(action: ActionName, case_id: str, *, actor: Actor, key: str |
         return ResolveCase(actor=actor, key=key, case_id=case_id, resolution=text)
     if action in ("swarm_join", "swarm_decline", "swarm_leave", "swarm_end"):
         return _swarm_action(action, case_id, actor, key, text)
+    if action in INCIDENT_ACTIONS:
+        return incident_action(action, case_id, actor=actor, key=key, text=text)
     return ReopenCase(actor=actor, key=key, case_id=case_id, reason=text)
 
 
@@ -543,3 +556,117 @@ def _kb(words: list[str], actor: Actor, key: str | None) -> Command | Reply:
             raise _Usage(f"Say what to change, e.g. /kb {article_id} edit resolution: restarted the pool.")
         return EditKb(actor=actor, key=key, article_id=article_id, **fields)
     raise _Usage(f"'{sub}' is not something I can do with an article.")
+# ---- crisis mode ---------------------------------------------------------------------------------
+
+INCIDENT_ID = re.compile(r"^INC-\d+$", re.IGNORECASE)
+INCIDENT_STATUSES = ("investigating", "identified", "monitoring")
+INCIDENT_ACTIONS = ("incident_update", "incident_link", "incident_role", "incident_resolve")
+
+
+def _crisis(text: str, actor: Actor, config: Config, key: str | None) -> Command | Reply:
+    words = text.split()
+    if not words:
+        return cmds.ListIncidents(actor=actor, key=key)
+    if words[0].lower() == "declare":
+        return _declare(text.strip()[len(words[0]):], actor, key)
+    if not INCIDENT_ID.match(words[0]):
+        raise _Usage("Name the incident, e.g. /crisis INC-3 roles, or declare one: /crisis declare sev1 TITLE.")
+    inc, sub, rest = words[0].upper(), (words[1].lower() if len(words) > 1 else ""), words[2:]
+    body = " ".join(rest)
+    if sub == "role":
+        if len(rest) < 2:
+            raise _Usage(f"Name the role and the person, e.g. /crisis {inc} role communications hana.")
+        who = rest[1].lower().lstrip("@")
+        person = actor.person if who == "me" else None if who == "none" else who
+        if who == "me" and not actor.person:
+            raise _Usage("I don't know who you are in the config; name the person instead of 'me'.")
+        return cmds.AssignRole(actor=actor, key=key, incident_id=inc, role=rest[0].lower(), person=person)
+    if sub == "roles":
+        return cmds.ShowRoles(actor=actor, key=key, incident_id=inc)
+    if sub == "link":
+        if not rest or not all(CASE_ID.match(w) for w in rest):
+            raise _Usage(f"Name the cases, e.g. /crisis {inc} link ESC-1042 ESC-1043.")
+        return cmds.LinkCases(actor=actor, key=key, incident_id=inc, case_ids=[w.upper() for w in rest])
+    if sub == "unlink":
+        if len(rest) != 1 or not CASE_ID.match(rest[0]):
+            raise _Usage(f"Name one case, e.g. /crisis {inc} unlink ESC-1043.")
+        return cmds.UnlinkCase(actor=actor, key=key, incident_id=inc, case_id=rest[0].upper())
+    if sub == "cases":
+        return cmds.ShowIncidentCases(actor=actor, key=key, incident_id=inc)
+    if sub == "update":
+        if not rest or rest[0].lower() not in INCIDENT_STATUSES:
+            got = f"Unknown status '{rest[0]}'. " if rest else ""
+            raise _Usage(f"{got}Start with the status, e.g. /crisis {inc} update identified A failover is running.")
+        if len(rest) < 2:
+            raise _Usage(f"Add the text customers will read, e.g. /crisis {inc} update {rest[0].lower()} ...")
+        return cmds.PostUpdate(actor=actor, key=key, incident_id=inc, status=rest[0].lower(), text=" ".join(rest[1:]))
+    if sub == "note":
+        if not body:
+            raise _Usage(f"A note needs text, e.g. /crisis {inc} note failover started on db-2.")
+        return cmds.AddNote(actor=actor, key=key, incident_id=inc, text=body)
+    if sub == "resolve":
+        flag = any(w.lower() == "--resolve-cases" for w in rest)
+        final = " ".join(w for w in rest if w.lower() != "--resolve-cases")
+        if not final:
+            raise _Usage(f"Say how it was resolved, e.g. /crisis {inc} resolve Checkout works again.")
+        return cmds.ResolveIncident(actor=actor, key=key, incident_id=inc, text=final, resolve_cases=flag)
+    if sub == "report":
+        return cmds.ShowReport(actor=actor, key=key, incident_id=inc)
+    raise _Usage(f"'{sub}' is not something I can do with an incident." if sub else f"What should I do with {inc}?")
+
+
+def _declare(text: str, actor: Actor, key: str | None) -> Command:
+    severity: Severity | None = None
+    component: str | None = None
+    customers: list[str] = []
+    keywords: list[str] = []
+    # keywords:"a,b c" may hold spaces inside quotes
+    quoted = re.compile(r'keywords:"([^"]*)"', re.IGNORECASE)
+    for found in quoted.findall(text):
+        keywords += [k.strip().lower() for k in found.split(",") if k.strip()]
+    text = quoted.sub(" ", text)
+    title: list[str] = []
+    for w in text.split():
+        low = w.lower()
+        if not title and severity is None and low in ("sev1", "sev2", "sev3"):
+            severity = Severity(low)
+        elif low.startswith("component:"):
+            component = w.split(":", 1)[1].lower() or None
+        elif low.startswith("customers:") or low.startswith("customer:"):
+            customers += [c.strip().lower() for c in w.split(":", 1)[1].split(",") if c.strip()]
+        elif low.startswith("keywords:"):
+            keywords += [k.strip().strip('"').lower() for k in w.split(":", 1)[1].split(",") if k.strip('" ')]
+        else:
+            title.append(w)
+    if not title:
+        raise _Usage("Give the incident a title, e.g. /crisis declare sev1 component:checkout Checkout is down.")
+    return cmds.DeclareIncident(actor=actor, key=key, title=" ".join(title), severity=severity, component=component,
+                           customers=customers, keywords=keywords)
+
+
+def incident_action(action: str, incident_id: str, *, actor: Actor, key: str | None = None,
+                    text: str = "") -> Command | Reply:
+    """An incident card button plus the text it asked for (an update's first word may be its status)."""
+    words = text.split()
+    if action == "incident_update":
+        status = words[0].lower() if words and words[0].lower() in INCIDENT_STATUSES else None
+        body = " ".join(words[1:] if status else words)
+        if not body:
+            return Reply(text="Please write the update customers will read (you may start with its status: "
+                              "investigating, identified or monitoring).", ok=False)
+        return cmds.PostUpdate(actor=actor, key=key, incident_id=incident_id, status=status, text=body)
+    if action == "incident_link":
+        ids = [w.upper() for w in re.split(r"[\s,]+", text) if w]
+        if not ids or not all(CASE_ID.match(i) for i in ids):
+            return Reply(text="Please list the case ids to link, e.g. ESC-1042 ESC-1043.", ok=False)
+        return cmds.LinkCases(actor=actor, key=key, incident_id=incident_id, case_ids=ids)
+    if action == "incident_role":
+        if not words or not actor.person:
+            return Reply(text="Please name the role you take, e.g. communications.", ok=False)
+        return cmds.AssignRole(actor=actor, key=key, incident_id=incident_id, role=words[0].lower(),
+                               person=actor.person)
+    if not words:
+        return Reply(text="Please describe the resolution customers will read.", ok=False)
+    flag = "--resolve-cases" in (w.lower() for w in words)
+    return cmds.ResolveIncident(actor=actor, key=key, incident_id=incident_id,
+                           text=" ".join(w for w in words if w.lower() != "--resolve-cases"), resolve_cases=flag)

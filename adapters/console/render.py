@@ -11,7 +11,7 @@ def where(message: OutboxMessage) -> str:
         place = f"DM {a.user}"
     elif a.thread_case:
         place = f"{a.channel} · thread {a.thread_case}/{a.thread_tier}"
-    elif a.thread:
+    elif a.thread:  # a thread named by another subject (an incident space)
         place = f"{a.channel} · thread {a.thread}"
     else:
         place = f"{a.channel}" + (f" · thread {a.reply_to}" if a.reply_to else "")
@@ -31,8 +31,8 @@ def notice_lines(notice: Notice, *, update: bool = False) -> list[str]:
     if notice.actions:
         lines.append("   " + " ".join(f"[{a.label}]" for a in notice.actions))
     for link in notice.links:
-        place = f"{link.case_id} thread in {link.tier}" if link.case_id else link.thread
-        lines.append(f"   → {link.label}: {place}")
+        lines.append(f"   → {link.label}: {link.case_id} thread in {link.tier}" if link.case_id
+                     else f"   → {link.label}: thread {link.thread}")
     return lines
 
 

@@ -206,6 +206,35 @@ class SlackClient:
         uploaded = response.get("files") or [response.get("file") or {}]
         return str(uploaded[0].get("id") or "")
 
+    async def open_space(self, name: str, members: Sequence[str]) -> str:
+        """A new channel for an incident (conversations.create), with its people invited.
+
+        A refusal (no `channels:manage` scope, name taken, workspace policy) is Undeliverable, so the
+        Delivery roots the incident in the status channel instead; an invite that fails is logged only.
+        """
+        try:
+            created = await self.client.conversations_create(name=name)
+        except SlackApiError as exc:
+            status = getattr(exc.response, "status_code", 0) or 0
+            if status == 429 or status >= 500 or _error(exc) == "ratelimited":
+                raise classify(exc) from exc
+            raise Undeliverable(f"Slack refused to create #{name}: {_error(exc) or status}") from exc
+        except (TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+            raise classify(exc) from exc
+        channel = str(created["channel"]["id"])
+        log.info("incident channel created", channel=channel, name=name)
+        await self.invite_to_space(channel, members)
+        return channel
+
+    async def invite_to_space(self, channel: str, members: Sequence[str]) -> None:
+        """Invite people to an incident channel; a failed invite is logged, never holds the card back."""
+        if not members:
+            return
+        try:
+            await self.client.conversations_invite(channel=channel, users=",".join(members), force=True)
+        except (SlackApiError, TimeoutError, SlackClientError, aiohttp.ClientError, OSError) as exc:
+            log.warning("inviting people to the incident channel failed", channel=channel, error=str(exc))
+
     async def _dm_channel(self, user: str) -> str:
         channel = await self.store.get_ref("slack-dm", user)
         if channel is None:

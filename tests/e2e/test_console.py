@@ -214,3 +214,25 @@ def test_ctrl_c_at_the_prompt_leaves_cleanly_with_status_0(tmp_path: Path) -> No
     os.killpg(term.proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole group
     assert term.exit_status() == 0
     assert "Traceback" not in term.seen and "KeyboardInterrupt" not in term.seen
+CRISIS = """\
+/escalate sev2 customer:globex checkout fails for EU cards
+:as erin
+/crisis declare sev1 component:checkout Checkout is down
+/crisis INC-1 role communications hana
+:advance 31m
+/crisis INC-1 update identified The payment gateway rejects EU cards
+/crisis INC-1 resolve Checkout works again --resolve-cases
+/crisis INC-1 report
+"""
+
+
+def test_crisis_mode_runs_in_the_console_and_advancing_31_minutes_shows_the_update_reminder(tmp_path: Path) -> None:
+    out = console(CRISIS, as_="alice", data_dir=tmp_path / "data")
+    assert "Declared INC-1 (sev1); you are the commander. Linked 1 open case." in out
+    assert "[slack C0STATUS · thread incident:INC-1] ▣ card INC-1 · Checkout is down" in out
+    assert "[slack C0GLOBEXSHARED] ✎ Service status: Investigating" in out
+    reminder = out.split("... 30m later")[1]  # :advance 31m fires the reminder at its own time, 30m
+    assert "↳ Status update due now for INC-1" in reminder and "@ Hana Ito" in reminder
+    assert "Update 1 of INC-1 posted (Identified)" in out
+    assert "INC-1 resolved; the final update went out" in out and "Resolved 1 linked case" in out
+    assert "Time to resolve: 31m" in out.split("/crisis INC-1 report")[-1]

@@ -312,6 +312,8 @@ class FakeSlackApi:
         if method == "conversations.open":
             users = str(args.get("users", ""))
             return {"ok": True, "channel": {"id": "D" + users.split(",")[0].removeprefix("U")}}
+        if method == "conversations.create":
+            return {"ok": True, "channel": {"id": f"C0NEW{next(self._ts):06d}", "name": args.get("name")}}
         if method in ("views.open", "views.update", "views.push"):
             view = _decode(args.get("view")) or {}
             view_id = args.get("view_id") or f"V{next(self._ts):08d}"
