@@ -35,7 +35,7 @@ def test_an_outage_swarm_runs_from_escalation_to_a_suggested_article_in_the_cons
     assert "[slack C0SWARM · thread swarm:ESC-1001] ▣ card Swarm on ESC-1001" in out
     assert "Ben Brooks: payments; no open cases\n" in out and "Dev Patel: network; no open cases" in out
     assert "[slack DM U0DEV] ✉ Join the swarm on ESC-1001?" in out and "[Join] [Decline]" in out
-    assert "→ Open the swarm thread: swarm:ESC-1001" in out  # the case thread links to the swarm thread
+    assert "→ Open the swarm thread: thread swarm:ESC-1001" in out  # the case thread links to the swarm thread
     # Ben joins; Dev declines and Fay is asked instead; Fay does not answer in 10m and Gus is asked
     assert "↳ Ben Brooks joined" in out and "↳ Dev Patel declined" in out
     assert "[slack DM U0FAY] ✉ Join the swarm on ESC-1001?" in out
