@@ -18,10 +18,12 @@ from bot.commands import (
     EscalateCase,
     HandOffCase,
     OpenCase,
+    RecordCsat,
     ReopenCase,
     ResolveCase,
     SetWaiting,
     ShowCase,
+    ShowDigest,
     ShowHelp,
     ShowOnCall,
 )
@@ -30,7 +32,7 @@ from bot.messages import ActionName, Reply
 from bot.model import Actor, Origin, Severity
 
 CASE_ID = re.compile(r"^ESC-\d+$", re.IGNORECASE)
-VERBS = ("escalate", "case", "oncall", "help")
+VERBS = ("escalate", "case", "oncall", "help", "digest")
 
 USAGE = {
     "escalate": (
@@ -43,9 +45,11 @@ USAGE = {
         "       /case ESC-1042 ack | claim | watch [person] | handoff PERSON [note]\n"
         "       /case ESC-1042 resolve RESOLUTION | reopen [reason]\n"
         "       /case ESC-1042 escalate [tier] REASON | deescalate [tier] REASON\n"
-        "       /case ESC-1042 wait customer|vendor | resume"
+        "       /case ESC-1042 wait customer|vendor | resume\n"
+        "       /case ESC-1042 csat 1..5 [comment]   the customer's satisfaction score"
     ),
     "oncall": "Usage: /oncall [tier]   who is on call now and next",
+    "digest": "Usage: /digest [NAME] [since:7d | since:2026-11-01]   how support performs (managers)",
 }
 
 
@@ -75,6 +79,8 @@ def parse(text: str, *, verb: str, actor: Actor, config: Config, key: str | None
             return ShowOnCall(actor=actor, key=key, tier=tier)
         if verb == "help":
             return ShowHelp(actor=actor, key=key)
+        if verb == "digest":
+            return _digest(words, actor, key)
     except _Usage as exc:
         return usage(verb, str(exc))
     return Reply(text=f"Unknown command '{verb}'.\n{help_text()}", ok=False)
@@ -258,4 +264,26 @@ def _case(words: list[str], actor: Actor, config: Config, key: str | None) -> Co
         return SetWaiting(actor=actor, key=key, case_id=case_id, on=rest[0].lower())
     if sub == "resume":
         return SetWaiting(actor=actor, key=key, case_id=case_id, on="none")
+    if sub == "csat":
+        return _csat(case_id, rest, actor, key)
     raise _Usage(f"'{sub}' is not something I can do with a case.")
+
+
+def _csat(case_id: str, rest: list[str], actor: Actor, key: str | None) -> Command:
+    if not rest or rest[0] not in ("1", "2", "3", "4", "5"):
+        raise _Usage(f"Give the customer's score from 1 to 5, e.g. /case {case_id} csat 4 quick and friendly.")
+    return RecordCsat(actor=actor, key=key, case_id=case_id, score=int(rest[0]), comment=" ".join(rest[1:]))
+
+
+def _digest(words: list[str], actor: Actor, key: str | None) -> Command:
+    name = since = None
+    for w in words:
+        if w.lower().startswith("since:"):
+            if since is not None:
+                raise _Usage("Give since: once, e.g. /digest since:7d.")
+            since = w
+        elif name is None:
+            name = w
+        else:
+            raise _Usage(f"'{w}' is not a digest option; name one digest and at most one since:.")
+    return ShowDigest(actor=actor, key=key, name=name, since=since)
