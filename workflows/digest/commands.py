@@ -44,10 +44,14 @@ def timer_id(name: str) -> str:
 # ---- building one ---------------------------------------------------------------------------
 
 
-async def build(store: Store, config: Config, name: str, period: Period) -> Report:
-    """The digest of `period`, compared with the period before: rollups only, never every case."""
+async def build(store: Store, config: Config, name: str, period: Period, *, today: bool = False) -> Report:
+    """The digest of `period`, compared with the period before: rollups only, never every case.
+
+    `today`: count the day the period ends on too (on demand, "so far today" matters).
+    """
     current, before, open_cases = await asyncio.gather(
-        gather(store, config, period), gather(store, config, previous_period(period, config.tz)),
+        gather(store, config, period, through_end_day=today),
+        gather(store, config, previous_period(period, config.tz), through_end_day=today),
         open_now(store, config))
     return compose(name, period, config, current, before, open_cases)
 
@@ -111,7 +115,7 @@ async def show_digest(cmd: ShowDigest, ctx: Context) -> Reply:
     else:
         period = Period(now - DEFAULT_SPAN, now)
     name = digest.name if digest else "on-demand"
-    report = await build(ctx.store, config, name, period)
+    report = await build(ctx.store, config, name, period, today=True)
     png = await chart_png(report)
     person = cmd.actor.person or ""
 

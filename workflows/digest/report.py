@@ -47,8 +47,11 @@ class Totals:
         return sum(v for k, v in self.counts.items() if k == exact or k.startswith(exact + ":"))
 
 
-def period_days(period: Period, config: Config) -> list[date]:
-    """The local days a period counts: each day whose noon lies in it (so 08:00 → 08:00 is one day)."""
+def period_days(period: Period, config: Config, *, through_end_day: bool = False) -> list[date]:
+    """The local days a period counts: each day whose noon lies in it (so 08:00 → 08:00 is one day).
+
+    `through_end_day` adds the day the period ends on (an on-demand digest includes today so far).
+    """
     tz = config.tz
     first = period.start.astimezone(tz).date()
     last = period.end.astimezone(tz).date()
@@ -59,6 +62,8 @@ def period_days(period: Period, config: Config) -> list[date]:
         if period.start <= noon < period.end:
             days.append(d)
         d += timedelta(days=1)
+    if through_end_day and last not in days:
+        days.append(last)
     return days or [last]
 
 
@@ -66,9 +71,9 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def gather(store: Store, config: Config, period: Period) -> Totals:
+async def gather(store: Store, config: Config, period: Period, *, through_end_day: bool = False) -> Totals:
     """Merge the rollups of the period's days: one pipelined round trip."""
-    days = period_days(period, config)
+    days = period_days(period, config, through_end_day=through_end_day)
     tiers = config.tier_ids
     pipe = store.redis.pipeline(transaction=False)
     for d in days:
