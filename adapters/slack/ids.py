@@ -8,7 +8,7 @@ from __future__ import annotations
 from workflows import grammar
 
 # Slash commands as the manifest declares them, and the grammar verb each one stands for.
-COMMANDS = {"/escalate": "escalate", "/case": "case", "/oncall": "oncall"}
+COMMANDS = {"/escalate": "escalate", "/case": "case", "/oncall": "oncall", "/digest": "digest"}
 
 # The message shortcut "Escalate this message".
 SHORTCUT_ESCALATE = "escalate_message"

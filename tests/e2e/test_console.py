@@ -83,3 +83,12 @@ def test_a_broken_config_stops_the_console_with_every_problem_named(tmp_path: Pa
                           timeout=60, check=False)
     assert done.returncode == 2
     assert f"{bad}: tiers[2].policy: unknown policy 'l9-default' (known: l2-default, l3-default)" in done.stderr
+
+
+def test_the_console_prints_a_digest_and_writes_its_chart_to_a_file_it_names(tmp_path: Path) -> None:
+    script = "/escalate L1 sev2 Card declined at checkout\n:as gus\n/digest since:7d\n"
+    out = console(script, as_="alice", data_dir=tmp_path / "data")
+    assert "[slack DM U0GUS] ✉ Digest daily-support" in out
+    assert "     L1: opened 1 (sev2 1), resolved 0, open now 1" in out
+    written = [line.split("file written to ", 1)[1].strip() for line in out.splitlines() if "file written to" in line]
+    assert written and Path(written[0]).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

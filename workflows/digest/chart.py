@@ -69,8 +69,9 @@ def render_chart(data: ChartData, *, width: int = 720, height: int = 400) -> byt
     figure.suptitle(data.title, fontsize=13, fontweight="bold")
     _draw_tier_mix(mix, data.tiers)
     _draw_resolution_times(times, data.days)
-    canvas.draw()
-    rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    canvas.draw()  # type: ignore[no-untyped-call]
+    pixels = canvas.buffer_rgba()  # type: ignore[no-untyped-call]
+    rgba = Image.frombuffer("RGBA", canvas.get_width_height(), pixels, "raw", "RGBA", 0, 1)
     png = io.BytesIO()
     # A palette image: charts have few colours. No metadata, so the bytes depend only on the data.
     rgba.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(png, format="PNG", optimize=True)
