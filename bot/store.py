@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
@@ -67,8 +67,7 @@ return {'ok'}
 """
 
 
-@dataclass(frozen=True)
-class Counter:
+class Counter(NamedTuple):
     """An additive rollup change, applied in the commit: `incr` (HINCRBY), `max` (keep the larger
     value of a hash field) or `top` (ZADD GT, keeping the `limit` highest scores)."""
 
@@ -252,8 +251,7 @@ class Store:
         for timer in commit.timers:
             ops += [["ZADD", k.timers, str(to_ms(timer.due)), timer.id],
                     ["HSET", k.timer_data, timer.id, timer_payload(timer)]]
-        counters = [[c.op, self.rollup_key(c.suffix), c.field, str(c.amount), str(c.limit)]
-                    for c in commit.counters]
+        counters = self._counter_ops(commit.counters)
         payload: dict[str, Any] = {"checks": [{"k": key, "v": v} for key, v in checks.items()], "ops": ops,
                                    "out": out, "lane_ttl": LANE_TTL_MS, "counters": counters}
         if dedupe_key:
@@ -276,6 +274,19 @@ class Store:
         except NoScriptError:  # the server restarted or flushed its script cache
             self._commit_sha = await self.redis.script_load(_COMMIT)
             return await self.redis.evalsha(self._commit_sha, len(keys), *keys, payload)
+
+    def _counter_ops(self, counters: Sequence[Counter]) -> list[list[str]]:
+        """Counter changes for the script; increments of one field are summed first (order-free)."""
+        sums: dict[tuple[str, str], int] = {}
+        ops: list[list[str]] = []
+        for c in counters:
+            if c.op == "incr":
+                sums[(c.suffix, c.field)] = sums.get((c.suffix, c.field), 0) + c.amount
+            else:
+                ops.append([c.op, self.rollup_key(c.suffix), c.field, str(c.amount), str(c.limit)])
+        incrs = [["incr", self.rollup_key(suffix), name, str(amount), "0"]
+                 for (suffix, name), amount in sums.items() if amount]
+        return incrs + ops
 
     def _index_ops(self, old: Record | None, new: Record) -> list[list[str]]:
         k = self.keys

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from bot.bus import EventHandler
 from bot.config import Config
@@ -51,7 +53,12 @@ _STOP = frozenset({
 
 def day(config: Config, at: datetime) -> str:
     """The local date (config time zone) a change counts on."""
-    return at.astimezone(config.tz).date().isoformat()
+    return _local_date(at, config.timezone)
+
+
+@lru_cache(maxsize=4096)
+def _local_date(at: datetime, zone: str) -> str:
+    return at.astimezone(ZoneInfo(zone)).date().isoformat()
 
 
 def keywords(title: str) -> list[str]:

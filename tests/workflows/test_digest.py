@@ -153,3 +153,23 @@ def test_the_digest_and_csat_words_parse_into_commands(example_config: Config) -
     bad = parse("ESC-1042 csat 9", verb="case", actor=actor, config=example_config)
     assert not isinstance(bad, RecordCsat) and "from 1 to 5" in bad.text
 
+
+
+async def test_swarm_crisis_and_knowledge_base_rollups_appear_once_their_keys_exist(
+        digest_runtime: Runtime) -> None:
+    from bot.store import Commit
+    from bot.store import Counter as Change
+    from workflows.rollups import day
+
+    rt = digest_runtime
+    today = day(rt.config, rt.clock.now())
+    await rt.store.commit(Commit(counters=[Change("incr", f"swarm:{today}", "swarms", 2),
+                                           Change("incr", f"swarm:{today}", "helpers", 5)]))
+    await rt.store.redis.set(rt.store.rollup_key(f"kb-suggested:{today}"), 3)
+    await run(rt, OpenCase(actor=person(rt, "alice"), title="Export times out", tier="L1"))
+    await run(rt, ShowDigest(actor=person(rt, "gus"), name="weekly", since="1d"))
+    (text,) = [m.notice for m in digests_to(await posted(rt, "slack"), "U0GUS")]
+    fields = {f.label: f.value for f in text.fields}
+    assert fields["Swarms"] == "helpers 5, swarms 2"
+    assert fields["Incidents"] == "no incidents in this period"
+    assert "L0 deflection: 3 solved by a knowledge-base suggestion (75% of requests)" in fields["Tier mix"]

@@ -84,6 +84,7 @@ async def _brute_force(rt: Runtime, period: Period) -> dict[str, object]:
     tta: dict[str, Histogram] = {}
     ttr: dict[str, Histogram] = {}
     breaches: Counter[str] = Counter()
+    warnings: Counter[str] = Counter()
 
     days = set(period_days(period, rt.config))
 
@@ -117,13 +118,15 @@ async def _brute_force(rt: Runtime, period: Period) -> dict[str, object]:
                 scores["last"] = (e.tier or "", int(e.detail.split("/")[0]), e.at)
             if e.action == "sla breach" and inside(e.at):
                 breaches[e.tier or ""] += 1
+            if e.action == "sla warning" and inside(e.at):
+                warnings[e.tier or ""] += 1
         if "last" in scores and inside(scores["last"][2]):
             tier, score, _ = scores["last"]
             csat.setdefault(tier, []).append(score)
     return {"opened": opened, "resolved": resolved, "escalated": escalated, "fcr": fcr,
             "csat": {t: (sum(v), len(v)) for t, v in csat.items()},
             "tta": {t: h for t, h in tta.items() if h.count}, "ttr": {t: h for t, h in ttr.items() if h.count},
-            "breaches": breaches}
+            "breaches": breaches, "warnings": warnings}
 
 
 def _nonzero(d: dict[str, int]) -> dict[str, int]:
@@ -155,6 +158,7 @@ async def test_digest_numbers_equal_a_brute_force_over_every_case(
         assert {t: h for t, h in totals.tta.items() if h.count} == want["tta"]
         assert {t: h for t, h in totals.ttr.items() if h.count} == want["ttr"]
         assert _nonzero(got.sla_breaches) == dict(want["breaches"])  # type: ignore[call-overload]
+        assert _nonzero(got.sla_warnings) == dict(want["warnings"])  # type: ignore[call-overload]
     finally:
         keys = [k async for k in client.scan_iter(match="{" + prefix + "}*", count=1000)]
         if keys:

@@ -164,8 +164,8 @@ def _dur(seconds: float | None) -> str:
 def _delta(now: float | None, before: float | None, unit: str = "") -> str:
     if now is None or before is None:
         return ""
-    diff = now - before
-    return f" ({'+' if diff >= 0 else '−'}{abs(diff):.0f}{unit} vs previous)"
+    diff = round(now - before)
+    return f" ({'+' if diff >= 0 else '−'}{abs(diff)}{unit} vs previous)"
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ def compose(name: str, period: Period, config: Config, now: Totals, before: Tota
     lines = []
     for t in people:
         share = cur.shares.get(t.id, 0.0) * 100
-        target = f" vs target {t.target_share * 100:.0f}% ({share - t.target_share * 100:+.0f} pts)" \
+        target = f" vs target {t.target_share * 100:.0f}% ({round(share - t.target_share * 100):+d} pts)" \
             if t.target_share is not None else ""
         lines.append(f"{t.id}: {share:.0f}% of resolved{target}")
     l0 = self_service_tier(config)
