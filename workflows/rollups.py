@@ -95,7 +95,7 @@ async def on_opened(event: Event, uow: UnitOfWork) -> None:
         uow.count(d, f"cust_open:{customer}")
 
 
-async def _moved(uow: UnitOfWork, case: Case, from_tier: str, to_tier: str, verb: str) -> None:
+def _moved(uow: UnitOfWork, case: Case, from_tier: str, to_tier: str, verb: str) -> None:
     d = f"d:{day(uow.config, uow.now)}"
     sev = case.severity.value
     uow.count(d, f"{verb}:{from_tier}")
@@ -107,7 +107,7 @@ async def _moved(uow: UnitOfWork, case: Case, from_tier: str, to_tier: str, verb
 async def on_escalated(event: Event, uow: UnitOfWork) -> None:
     assert isinstance(event, CaseEscalated)
     case = await uow.case(event.case_id)
-    await _moved(uow, case, event.from_tier, event.to_tier, "esc")
+    _moved(uow, case, event.from_tier, event.to_tier, "esc")
     if customer := _enterprise(case, uow.config):
         uow.count(f"d:{day(uow.config, uow.now)}", f"cust_esc:{customer}")
 
@@ -115,7 +115,7 @@ async def on_escalated(event: Event, uow: UnitOfWork) -> None:
 async def on_deescalated(event: Event, uow: UnitOfWork) -> None:
     assert isinstance(event, CaseDeescalated)
     case = await uow.case(event.case_id)
-    await _moved(uow, case, event.from_tier, event.to_tier, "deesc")
+    _moved(uow, case, event.from_tier, event.to_tier, "deesc")
 
 
 async def on_acknowledged(event: Event, uow: UnitOfWork) -> None:
