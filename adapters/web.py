@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.platform import PlatformAdapter
+from bot.commands import PlanDigests
 from bot.metrics import OUTBOX_PENDING
 from bot.runtime import Runtime
 
@@ -54,6 +55,10 @@ async def _metrics(request: web.Request) -> web.Response:
 def _workers(runtime: Runtime, adapters: Sequence[PlatformAdapter]):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        try:  # digests on their schedule; one missed while down is sent now (workflows.digest)
+            await runtime.bus.handle(PlanDigests())
+        except Exception:
+            log.exception("planning the digests failed")
         tasks = [asyncio.create_task(runtime.scheduler.run_forever(stop), name="scheduler")]
         for adapter in adapters:
             transport = adapter.transport()

@@ -129,7 +129,7 @@ class Context:
                                                            detail=line))
         res = await self.store.commit(Commit(writes=writes, reads=reads, timeline=uow.timeline,
                                              messages=out.messages, timers=uow.timers,
-                                             cancel_timers=uow.cancel_timers),
+                                             cancel_timers=uow.cancel_timers, counters=uow.counters),
                                       dedupe_key=key, dedupe_value=result)
         return res.status == "ok"
 

@@ -6,6 +6,7 @@ retried Slack request or a double click maps to the same key and is done once.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,6 +90,25 @@ class ShowOnCall(Command):
 
 class ShowHelp(Command):
     topic: str | None = None
+
+
+class RecordCsat(Command):
+    """The customer's satisfaction score (1..5) for a case, relayed by an agent."""
+
+    case_id: str
+    score: int = Field(ge=1, le=5)
+    comment: str = ""
+
+
+class ShowDigest(Command):
+    """`/digest [NAME] [since:…]`: a digest now, to the caller."""
+
+    name: str | None = None
+    since: str | None = None
+
+
+class PlanDigests(Command):
+    """At start: schedule each configured digest, and send once a digest missed while down."""
 
 
 # --- sent by the scheduler when a timer fires ---------------------------------------------
@@ -267,3 +287,8 @@ class UpdateOverdue(Command):
 
     incident_id: str
     update: int
+class SendDigest(Command):
+    """A scheduled digest: the run of `name` due at `fire_at` (its period ends there)."""
+
+    name: str
+    fire_at: datetime

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
@@ -50,9 +50,32 @@ for _, m in ipairs(p.out) do
   redis.call('PEXPIRE', m[1], p.lane_ttl)
   redis.call('XADD', m[2], '*', 'm', m[3], 'a', '0', 'l', m[4], 's', tostring(seq))
 end
+for _, c in ipairs(p.counters or {}) do
+  if c[1] == 'incr' then
+    redis.call('HINCRBY', c[2], c[3], c[4])
+  elseif c[1] == 'max' then
+    local cur = tonumber(redis.call('HGET', c[2], c[3]))
+    if cur == nil or cur < tonumber(c[4]) then redis.call('HSET', c[2], c[3], c[4]) end
+  elseif c[1] == 'top' then
+    redis.call('ZADD', c[2], 'GT', c[4], c[3])
+    local extra = redis.call('ZCARD', c[2]) - tonumber(c[5])
+    if extra > 0 then redis.call('ZREMRANGEBYRANK', c[2], 0, extra - 1) end
+  end
+end
 if p.dedupe then redis.call('SET', p.dedupe.k, p.dedupe.val, 'EX', p.dedupe.ttl) end
 return {'ok'}
 """
+
+
+class Counter(NamedTuple):
+    """An additive rollup change, applied in the commit: `incr` (HINCRBY), `max` (keep the larger
+    value of a hash field) or `top` (ZADD GT, keeping the `limit` highest scores)."""
+
+    op: Literal["incr", "max", "top"]
+    suffix: str  # the key is `{prefix}:rollup:<suffix>`
+    field: str
+    amount: int = 1
+    limit: int = 0
 
 
 class ConflictError(Exception):
@@ -94,6 +117,7 @@ class Commit:
     messages: Sequence[OutboxMessage] = ()
     timers: Sequence[TimerLike] = ()
     cancel_timers: Sequence[str] = ()
+    counters: Sequence[Counter] = ()
 
 
 class Store:
@@ -139,6 +163,10 @@ class Store:
     async def dedupe_result(self, key: str) -> str | None:
         raw = await self.redis.get(self.keys.dedupe(key))
         return raw.decode() if isinstance(raw, bytes) else raw
+
+    def rollup_key(self, suffix: str) -> str:
+        """A rollup (digest counters, histograms, top lists): `{prefix}:rollup:<suffix>`."""
+        return f"{self.keys.base}:rollup:{suffix}"
 
     # ---- thread references (written by delivery) ---------------------------------------
 
@@ -223,11 +251,13 @@ class Store:
         for timer in commit.timers:
             ops += [["ZADD", k.timers, str(to_ms(timer.due)), timer.id],
                     ["HSET", k.timer_data, timer.id, timer_payload(timer)]]
+        counters = self._counter_ops(commit.counters)
         payload: dict[str, Any] = {"checks": [{"k": key, "v": v} for key, v in checks.items()], "ops": ops,
-                                   "out": out, "lane_ttl": LANE_TTL_MS}
+                                   "out": out, "lane_ttl": LANE_TTL_MS, "counters": counters}
         if dedupe_key:
             payload["dedupe"] = {"k": k.dedupe(dedupe_key), "val": dedupe_value, "ttl": DEDUPE_TTL_S}
-        touched = sorted({op[1] for op in ops} | set(checks) | {o[0] for o in out} | {o[1] for o in out})
+        touched = sorted({op[1] for op in ops} | set(checks) | {o[0] for o in out} | {o[1] for o in out}
+                         | {c[1] for c in counters})
         result = await self._eval_commit(touched, json.dumps(payload))
         status = _text(result[0])
         if status == "conflict":
@@ -244,6 +274,19 @@ class Store:
         except NoScriptError:  # the server restarted or flushed its script cache
             self._commit_sha = await self.redis.script_load(_COMMIT)
             return await self.redis.evalsha(self._commit_sha, len(keys), *keys, payload)
+
+    def _counter_ops(self, counters: Sequence[Counter]) -> list[list[str]]:
+        """Counter changes for the script; increments of one field are summed first (order-free)."""
+        sums: dict[tuple[str, str], int] = {}
+        ops: list[list[str]] = []
+        for c in counters:
+            if c.op == "incr":
+                sums[(c.suffix, c.field)] = sums.get((c.suffix, c.field), 0) + c.amount
+            else:
+                ops.append([c.op, self.rollup_key(c.suffix), c.field, str(c.amount), str(c.limit)])
+        incrs = [["incr", self.rollup_key(suffix), name, str(amount), "0"]
+                 for (suffix, name), amount in sums.items() if amount]
+        return incrs + ops
 
     def _index_ops(self, old: Record | None, new: Record) -> list[list[str]]:
         k = self.keys

@@ -21,7 +21,7 @@ from bot.errors import NotFound
 from bot.events import Event
 from bot.messages import Audience, Notice
 from bot.model import Actor, Case, Record, TimelineEntry
-from bot.store import Store
+from bot.store import Counter, Store
 
 R = TypeVar("R", bound=Record)
 
@@ -63,6 +63,7 @@ class UnitOfWork:
     timers: list[Timer] = field(default_factory=list)
     cancel_timers: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    counters: list[Counter] = field(default_factory=list)
 
     # ---- records ---------------------------------------------------------------------------
 
@@ -120,9 +121,23 @@ class UnitOfWork:
         """A domain event: its handlers run before the commit and land in the same transaction."""
         self.events.append(event)
 
+    # ---- rollups: additive counters committed with the change they count ------------------------
+
+    def count(self, key_suffix: str, field_name: str, amount: int = 1) -> None:
+        """HINCRBY `{prefix}:rollup:<key_suffix>` `field_name` by `amount`, in this commit."""
+        self.counters.append(Counter("incr", key_suffix, field_name, amount))
+
+    def keep_max(self, key_suffix: str, field_name: str, value: int) -> None:
+        """Keep the largest `value` seen in a rollup hash field."""
+        self.counters.append(Counter("max", key_suffix, field_name, value))
+
+    def keep_top(self, key_suffix: str, member: str, score: int, limit: int) -> None:
+        """A bounded "worst" list: ZADD GT `member` `score`, keeping the `limit` highest."""
+        self.counters.append(Counter("top", key_suffix, member, score, limit))
+
     def quiet(self) -> bool:
-        """Nothing to say, log or schedule (records may still have changed: see `changed`)."""
-        return not (self.timeline or self.notices or self.timers or self.cancel_timers)
+        """Nothing to say, log, schedule or count (records may still have changed: see `changed`)."""
+        return not (self.timeline or self.notices or self.timers or self.cancel_timers or self.counters)
 
 
 def raw_json(record: Record) -> str:

@@ -15,7 +15,8 @@ from bot.events import Event
 from bot.incidents import Incident
 from bot.model import Case
 from bot.swarms import Swarm
-from workflows import cards, crisis, escalation, knowledge, lifecycle, paging, queries, sla, swarm
+from workflows import cards, crisis, escalation, knowledge, lifecycle, paging, queries, rollups, sla, swarm
+from workflows.digest import commands as digest
 
 
 def _merged(*tables: Mapping[type[Event], Sequence[EventHandler]]) -> dict[type[Event], list[EventHandler]]:
@@ -38,7 +39,8 @@ HANDLERS = Wiring(
         **swarm.HANDLERS,
         **knowledge.HANDLERS,
         **crisis.HANDLERS,
+        **digest.HANDLERS,
     },
-    events=_merged(escalation.EVENT_HANDLERS, swarm.EVENT_HANDLERS, crisis.EVENT_HANDLERS),
+    events=_merged(escalation.EVENT_HANDLERS, swarm.EVENT_HANDLERS, crisis.EVENT_HANDLERS, rollups.EVENT_HANDLERS),
     views={Case: cards.case_views, Swarm: swarm.swarm_views, Incident: crisis.incident_views},
 )

@@ -29,6 +29,7 @@ from bot.commands import (
     ListSwarms,
     OpenCase,
     PublishKb,
+    RecordCsat,
     RejectKb,
     ReopenCase,
     ResolveCase,
@@ -36,6 +37,7 @@ from bot.commands import (
     SetSwarmLead,
     SetWaiting,
     ShowCase,
+    ShowDigest,
     ShowHelp,
     ShowKb,
     ShowOnCall,
@@ -47,7 +49,7 @@ from bot.model import Actor, Origin, Severity
 from workflows.policy import known_categories, sensitive_match
 
 CASE_ID = re.compile(r"^ESC-\d+$", re.IGNORECASE)
-VERBS = ("escalate", "case", "oncall", "help", "swarm", "kb", "crisis")
+VERBS = ("escalate", "case", "oncall", "help", "swarm", "kb", "crisis", "digest")
 KB_ID = re.compile(r"^KB-\d+$", re.IGNORECASE)
 COMMAND_LIMIT = 40_000  # characters of one command: Slack's own limit for a message
 TITLE_LIMIT = 300
@@ -83,7 +85,8 @@ USAGE = {
         "       /case ESC-1042 ack | claim | watch [person] | handoff PERSON [note]\n"
         "       /case ESC-1042 resolve RESOLUTION | reopen [reason]\n"
         "       /case ESC-1042 escalate [tier] REASON | deescalate [tier] REASON\n"
-        "       /case ESC-1042 wait customer|vendor | resume"
+        "       /case ESC-1042 wait customer|vendor | resume\n"
+        "       /case ESC-1042 csat 1..5 [comment]   the customer's satisfaction score"
     ),
     "oncall": "Usage: /oncall [tier]   who is on call now and next",
     "swarm": (
@@ -106,6 +109,7 @@ USAGE = {
         "       /crisis INC-3 update investigating|identified|monitoring TEXT | note TEXT\n"
         "       /crisis INC-3 resolve TEXT [--resolve-cases] | report"
     ),
+    "digest": "Usage: /digest [NAME] [since:7d | since:2026-11-01]   how support performs (managers)",
 }
 
 
@@ -165,6 +169,8 @@ def parse(text: str, *, verb: str, actor: Actor, config: Config, key: str | None
             return _kb(words, actor, key)
         if verb == "crisis":
             return _crisis(text, actor, config, key)
+        if verb == "digest":
+            return _digest(words, actor, key)
     except _Usage as exc:
         return usage(verb, str(exc))
     return unknown_verb(verb)
@@ -449,6 +455,8 @@ def _case(words: list[str], actor: Actor, config: Config, key: str | None) -> Co
         return SetWaiting(actor=actor, key=key, case_id=case_id, on=rest[0].lower())
     if sub == "resume":
         return SetWaiting(actor=actor, key=key, case_id=case_id, on="none")
+    if sub == "csat":
+        return _csat(case_id, rest, actor, key)
     raise _Usage(f"'{sub}' is not something I can do with a case.")
 
 
@@ -670,3 +678,21 @@ def incident_action(action: str, incident_id: str, *, actor: Actor, key: str | N
     flag = "--resolve-cases" in (w.lower() for w in words)
     return cmds.ResolveIncident(actor=actor, key=key, incident_id=incident_id,
                            text=" ".join(w for w in words if w.lower() != "--resolve-cases"), resolve_cases=flag)
+def _csat(case_id: str, rest: list[str], actor: Actor, key: str | None) -> Command:
+    if not rest or rest[0] not in ("1", "2", "3", "4", "5"):
+        raise _Usage(f"Give the customer's score from 1 to 5, e.g. /case {case_id} csat 4 quick and friendly.")
+    return RecordCsat(actor=actor, key=key, case_id=case_id, score=int(rest[0]), comment=" ".join(rest[1:]))
+
+
+def _digest(words: list[str], actor: Actor, key: str | None) -> Command:
+    name = since = None
+    for w in words:
+        if w.lower().startswith("since:"):
+            if since is not None:
+                raise _Usage("Give since: once, e.g. /digest since:7d.")
+            since = w
+        elif name is None:
+            name = w
+        else:
+            raise _Usage(f"'{w}' is not a digest option; name one digest and at most one since:.")
+    return ShowDigest(actor=actor, key=key, name=name, since=since)

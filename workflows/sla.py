@@ -14,6 +14,7 @@ from bot.durations import format_duration
 from bot.messages import Reply
 from bot.model import SYSTEM, Case, CaseStatus, SlaClock
 from bot.uow import Timer, UnitOfWork
+from workflows import rollups
 from workflows.cards import local_time, record, reply, tell
 
 
@@ -116,6 +117,7 @@ async def check_sla(cmd: CheckSla, ctx: Context) -> Reply:
                   f"{case.id} must be {_verb(cmd.kind)} by {local_time(config, clock.due_at)} "
                   f"({format_duration(clock.target)} target for {clock.tier}).")
             record(uow, case, SYSTEM, "sla warning", f"{cmd.kind} due in {left}")
+            rollups.sla_warned(uow, case, clock)
         else:
             if clock.breached:
                 return Reply(text="already breached")
@@ -127,6 +129,7 @@ async def check_sla(cmd: CheckSla, ctx: Context) -> Reply:
                 tell(case, uow, lead, f"SLA breach on {case.id} ({case.severity.value})",
                      f"{case.title}: {cmd.kind} target of {format_duration(clock.target)} in {clock.tier} missed.")
             record(uow, case, SYSTEM, "sla breach", f"{cmd.kind} target {format_duration(clock.target)}")
+            rollups.sla_breached(uow, case, clock)
         return Reply(text=f"sla {cmd.level}")
 
     return await ctx.update(cmd.case_id, mutate)

@@ -21,12 +21,16 @@ def where(message: OutboxMessage) -> str:
 
 def notice_lines(notice: Notice, *, update: bool = False) -> list[str]:
     head = {"card": "▣ card" + (" updated" if update else ""), "page": "☎ page", "direct": "✉",
-            "reply": "↳", "post": "✎"}[notice.kind]
+            "reply": "↳", "post": "✎", "upload": "📎", "amend": "✉ updated"}[notice.kind]
     lines = [f"{head} {notice.title}"]
     if notice.mentions:
         lines.append("   @ " + ", ".join(m.name for m in notice.mentions))
     lines += [f"   {line}" for line in notice.text.splitlines() if line.strip()]
-    if notice.fields:
+    if any("\n" in f.value for f in notice.fields):  # a report (a digest): one section per block
+        for f in notice.fields:
+            lines.append(f"   {f.label}")
+            lines += [f"     {line}" for line in f.value.splitlines()]
+    elif notice.fields:
         lines.append("   " + " | ".join(f"{f.label}: {f.value}" for f in notice.fields))
     if notice.actions:
         lines.append("   " + " ".join(f"[{a.label}]" for a in notice.actions))

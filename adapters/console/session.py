@@ -8,17 +8,21 @@ Time can be moved forward (`:advance 10m`) to watch paging and SLA timers fire, 
 
 from __future__ import annotations
 
+import base64
+import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import ResponseError
 
 from adapters.console.render import render_message, render_reply
 from bot.clock import Clock, from_ms
+from bot.commands import PlanDigests
 from bot.durations import format_duration, parse_duration
-from bot.messages import OutboxMessage, Reply
+from bot.messages import FileRef, OutboxMessage, Reply
 from bot.model import Actor, Origin
 from bot.runtime import Runtime
 from workflows.grammar import notes, parse_message, with_notes
@@ -59,8 +63,9 @@ class SandboxClock:
 
 class ConsoleSession:
     def __init__(self, runtime: Runtime, *, person: str, out: Callable[[str], None] = print,
-                 advance: Callable[[timedelta], None] | None = None) -> None:
+                 advance: Callable[[timedelta], None] | None = None, files_dir: Path | None = None) -> None:
         self.runtime = runtime
+        self.files_dir = files_dir or Path(tempfile.gettempdir()) / "escalator-console"
         self.out = out
         self.advance = advance
         self.person = person
@@ -85,6 +90,7 @@ class ConsoleSession:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        await self.runtime.bus.handle(PlanDigests())  # digests fire as time moves (:advance 1d)
         self.out(f"Escalator console: you are {self.actor.name}. Type what you would type in chat, e.g. {EXAMPLE}\n"
                  f"Console sandbox: cases here are never posted to Slack or Teams; "
                  f"data in {self.runtime.store.keys.prefix}.\n"
@@ -133,7 +139,16 @@ class ConsoleSession:
                     if message.notice.kind == "card":
                         self.seen_cards.add(key)
                     self.out(_indent(render_message(message, update=update), "  "))
+                    if message.notice.kind == "upload" and message.notice.file:
+                        self.out(f"     file written to {self._save(message.notice.file)}")
                     await redis.xack(stream, GROUP, entry_id)
+
+    def _save(self, file: FileRef) -> Path:
+        """An uploaded file (a digest chart) as a local file the user can open."""
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        path = self.files_dir / Path(file.filename).name
+        path.write_bytes(base64.b64decode(file.data_b64))
+        return path
 
     def _streams(self) -> list[str]:
         keys = self.runtime.store.keys

@@ -9,7 +9,7 @@ from workflows import grammar
 
 # Slash commands as the manifest declares them, and the grammar verb each one stands for.
 COMMANDS = {"/escalate": "escalate", "/case": "case", "/oncall": "oncall", "/swarm": "swarm", "/kb": "kb",
-            "/crisis": "crisis"}
+            "/crisis": "crisis", "/digest": "digest"}
 
 # The message shortcut "Escalate this message".
 SHORTCUT_ESCALATE = "escalate_message"

@@ -20,7 +20,6 @@ from typing import Any
 import structlog
 from botbuilder.schema import (
     Activity,
-    Attachment,
     ChannelAccount,
     ConversationAccount,
     ConversationParameters,
@@ -31,7 +30,15 @@ from botframework.connector.aio import ConnectorClient
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from adapters.teams.inbound import message_link
-from adapters.teams.render import Link, attachment, clean, mention_text, notice_card
+from adapters.teams.render import (
+    MAX_IMAGE_CARD_BYTES,
+    Link,
+    attachment,
+    clean,
+    image_card,
+    mention_text,
+    notice_card,
+)
 from bot.clock import Clock
 from bot.delivery import Delivery, RootGone
 from bot.delivery import Link as CoreLink
@@ -199,14 +206,17 @@ class TeamsClient:
         return await self._send(channel, activity, "post in a chat", self.service_url) or ""
 
     async def upload(self, channel: str | None, user: str | None, notice: Notice) -> str:
-        """An image, inline (a bot can send images as attachments; other files need SharePoint)."""
+        """An image in an Adaptive Card, inline as a `data:` URI (other files would need SharePoint).
+
+        An image too large for a Teams message is not sent; what it illustrates went as text.
+        """
         file = notice.file
         if file is None or not file.mime_type.startswith("image/"):
             raise Undeliverable("Teams bots can only send images inline; other files are not supported yet")
-        image = Attachment(content_type=file.mime_type, name=file.filename,
-                           content_url=f"data:{file.mime_type};base64,{file.data_b64}")
-        title = clean(notice.title)
-        activity = Activity(type="message", text=title, summary=title[:100], attachments=[image])
+        card = attachment(image_card(notice.title, file.mime_type, file.data_b64, alt=notice.title))
+        if len(json.dumps(card)) > MAX_IMAGE_CARD_BYTES:
+            raise Undeliverable(f"{file.filename} is too large for a Teams card ({len(file.data_b64)} bytes encoded)")
+        activity = Activity(type="message", summary=clean(notice.title)[:100], attachments=[card])
         if user:
             conversation, service_url = await self._chat_with(user)
             return await self._send(conversation, activity, "send an image", service_url) or ""

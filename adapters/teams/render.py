@@ -107,6 +107,17 @@ def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]], fallback: s
     return card
 
 
+# Teams refuses bot messages over about 28 KB, card and envelope together; an inline image must fit.
+MAX_IMAGE_CARD_BYTES = 26_000
+
+
+def image_card(title: str, mime_type: str, data_b64: str, *, alt: str) -> Card:
+    """An image inline in an Adaptive Card, as a `data:` URI (see the README's Digests section)."""
+    body = [rich(run(title, weight="Bolder")),
+            {"type": "Image", "url": f"data:{mime_type};base64,{data_b64}", "altText": alt[:200], "size": "Stretch"}]
+    return _card(body, [], title)
+
+
 def _fact_rows(fields: Sequence[tuple[str, str]], *, value_chars: int, max_fields: int,
                more: str) -> list[dict[str, Any]]:
     """Label/value rows as columns of literal text (a FactSet would render values as markdown)."""

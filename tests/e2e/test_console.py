@@ -236,3 +236,10 @@ def test_crisis_mode_runs_in_the_console_and_advancing_31_minutes_shows_the_upda
     assert "Update 1 of INC-1 posted (Identified)" in out
     assert "INC-1 resolved; the final update went out" in out and "Resolved 1 linked case" in out
     assert "Time to resolve: 31m" in out.split("/crisis INC-1 report")[-1]
+def test_the_console_prints_a_digest_and_writes_its_chart_to_a_file_it_names(tmp_path: Path) -> None:
+    script = "/escalate L1 sev2 Card declined at checkout\n:as gus\n/digest since:7d\n"
+    out = console(script, as_="alice", data_dir=tmp_path / "data")
+    assert "[slack DM U0GUS] ✉ Digest daily-support" in out
+    assert "     L1: opened 1 (sev2 1), resolved 0, open now 1" in out
+    written = [line.split("file written to ", 1)[1].strip() for line in out.splitlines() if "file written to" in line]
+    assert written and Path(written[0]).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -347,5 +347,7 @@ async def test_an_image_upload_to_a_person_is_sent_inline_in_their_chat(teams: T
 
     [sent] = teams.connector.sent
     assert sent.conversation_id == "a:1personal-ben"
-    assert sent.body["attachments"] == [{"contentType": "image/png", "name": "digest.png",
-                                         "contentUrl": "data:image/png;base64,iVBORw0KGgo="}]
+    [card] = sent.cards
+    images = [b for b in card["body"] if b["type"] == "Image"]
+    assert [i["url"] for i in images] == ["data:image/png;base64,iVBORw0KGgo="]
+    assert teams.validate_every_card() == 1

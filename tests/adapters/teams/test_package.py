@@ -46,7 +46,8 @@ def test_the_manifest_offers_the_commands_and_the_escalate_this_message_action(t
     bot = manifest["bots"][0]
     assert set(bot["scopes"]) == {"team", "groupChat", "personal"}
     commands = bot["commandLists"][0]["commands"]
-    assert [c["title"] for c in commands] == ["escalate", "case", "oncall", "swarm", "kb", "crisis", "help"]
+    assert [c["title"] for c in commands] == ["escalate", "case", "oncall", "swarm", "kb", "crisis", "digest",
+                                              "help"]
     assert all(len(c["title"]) <= 32 and len(c["description"]) <= 128 for c in commands)
     [extension] = manifest["composeExtensions"]
     assert extension["botId"] == APP_ID
