@@ -1,0 +1,182 @@
+"""Redis going away, stalling and overloaded: bounded waits, one log line per change, honest readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import structlog
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from adapters.web import build_web_app
+from bot.commands import OpenCase
+from bot.config import Config
+from bot.health import POOL_WAITS
+from bot.messages import OutboxMessage
+from bot.outbox import Transport
+from tests.reliability.conftest import connect_to, runtime_on
+from tests.reliability.redis_servers import RedisProcess
+
+
+class RecordingTransport:
+    """Delivers by remembering; `hold` keeps every delivery waiting until it is set."""
+
+    platform = "slack"
+
+    def __init__(self, *, held: bool = False) -> None:
+        self.sent: list[OutboxMessage] = []
+        self.release = asyncio.Event()
+        if not held:
+            self.release.set()
+
+    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
+        return None
+
+    async def deliver(self, message: OutboxMessage) -> str | None:
+        await self.release.wait()
+        self.sent.append(message)
+        return f"ts-{len(self.sent)}"
+
+
+class RecordingAdapter:
+    """A platform with no routes whose transport records what it is given."""
+
+    platform = "slack"
+
+    def __init__(self, transport: RecordingTransport) -> None:
+        self._transport = transport
+
+    def mount(self, app: web.Application) -> None:
+        pass
+
+    def transport(self) -> Transport:
+        return self._transport
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self._transport.release.set()
+
+
+async def eventually(check: Callable[[], Any], what: str, tries: int = 150) -> None:
+    for _ in range(tries):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def open_case(runtime: Any, title: str) -> str:
+    """Open a case as Slack would: retrying the same request until Redis takes it."""
+    for _ in range(50):
+        try:
+            reply = await runtime.bus.handle(OpenCase(title=title, key=f"open-{title}"))
+            return str(reply.case_id)
+        except Exception:
+            await asyncio.sleep(0.2)
+    raise AssertionError("the case never opened")
+
+
+async def test_readyz_is_503_while_redis_is_stopped_and_200_when_it_is_back(
+        throwaway_redis: RedisProcess, project_config: Config) -> None:
+    handle, settings = connect_to(throwaway_redis.url)
+    runtime = runtime_on(handle, project_config, settings)
+    async with TestClient(TestServer(build_web_app(runtime, []))) as client:
+        ready = await client.get("/readyz")
+        body = await ready.json()
+        assert ready.status == 200, body
+        assert body["redis"]["ok"] and body["tasks"] == {"scheduler": "running"}
+        assert body["outbox"]["slack"] == {"pending": 0, "oldest_pending_s": 0.0}
+
+        throwaway_redis.stop()
+        down = await client.get("/readyz")
+        assert down.status == 503
+        body = await down.json()
+        assert body["redis"]["ok"] is False and body["status"] == "not ready"
+        alive = await client.get("/healthz")
+        assert alive.status == 503  # liveness still answers, and says why
+
+        throwaway_redis.start()
+
+        async def ready_again() -> bool:
+            return (await client.get("/readyz")).status == 200
+        await eventually(ready_again, "/readyz back to 200")
+    await runtime.close()
+
+
+async def test_readyz_is_503_when_the_outbox_backs_up_and_metrics_show_its_oldest_message(
+        throwaway_redis: RedisProcess, project_config: Config) -> None:
+    handle, settings = connect_to(throwaway_redis.url, escalator_ready_max_backlog=0)
+    runtime = runtime_on(handle, project_config, settings)
+    transport = RecordingTransport(held=True)  # the platform is not answering
+    async with TestClient(TestServer(build_web_app(runtime, [RecordingAdapter(transport)]))) as client:
+        await open_case(runtime, "printer on fire")
+        busy = await client.get("/readyz")
+        body = await busy.json()
+        assert busy.status == 503, body
+        assert body["tasks"]["delivery-slack"] == "running"
+        assert body["outbox"]["slack"]["pending"] >= 1
+        assert any(p.startswith("outbox slack:") for p in body["problems"])
+        metrics = await (await client.get("/metrics")).text()
+        assert 'escalator_outbox_oldest_pending_seconds{platform="slack"}' in metrics
+        assert "escalator_http_requests_in_flight 1.0" in metrics  # this very request
+        assert "escalator_redis_pool_waits_total" in metrics
+        transport.release.set()
+    await runtime.close()
+
+
+async def test_a_redis_outage_is_logged_once_each_way_and_work_resumes(
+        throwaway_redis: RedisProcess, project_config: Config) -> None:
+    handle, settings = connect_to(throwaway_redis.url)
+    runtime = runtime_on(handle, project_config, settings)
+    transport = RecordingTransport()
+    with structlog.testing.capture_logs() as logs:
+        async with TestServer(build_web_app(runtime, [RecordingAdapter(transport)])):
+            await asyncio.sleep(0.5)
+            throwaway_redis.stop()
+            await asyncio.sleep(4)  # the old loops logged a traceback every second of this
+            throwaway_redis.start()
+            case_id = await open_case(runtime, "after the outage")
+
+            async def delivered() -> bool:
+                return any(m.notice.case_id == case_id for m in transport.sent)
+            await eventually(delivered, "delivery after the outage")
+    await runtime.close()
+    events = [entry["event"] for entry in logs]
+    assert events.count("redis unreachable") == 1, events
+    assert events.count("redis back") == 1, events
+    noisy = [e for e in logs if e["log_level"] in ("error", "critical", "exception")
+             and e["event"] != "redis unreachable"]
+    assert not noisy, noisy
+
+
+async def test_a_stalled_redis_gives_the_caller_an_answer_instead_of_a_hang(
+        throwaway_redis: RedisProcess) -> None:
+    handle, _ = connect_to(throwaway_redis.url)
+    await handle.client.ping()
+    assert throwaway_redis.proc is not None
+    os.kill(throwaway_redis.proc.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(handle.client.get("anything"), timeout=20)
+    finally:
+        os.kill(throwaway_redis.proc.pid, signal.SIGCONT)
+    await handle.close()
+
+
+async def test_a_burst_past_the_pool_size_waits_for_a_connection_instead_of_failing(
+        throwaway_redis: RedisProcess) -> None:
+    handle, _ = connect_to(throwaway_redis.url, redis_max_connections=3)
+    waits_before = POOL_WAITS._value.get()
+    # Each BLPOP holds its connection for 0.2 s: 12 at once need 4 rounds through 3 connections.
+    results = await asyncio.gather(*(handle.client.blpop([f"nothing-{i}"], timeout=0.2) for i in range(12)))
+    assert results == [None] * 12
+    assert POOL_WAITS._value.get() - waits_before >= 9
+    await handle.close()
