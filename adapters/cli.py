@@ -218,8 +218,11 @@ def _listen_or_exit(host: str, port: int) -> Any:
     import socket
 
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family, backlog=512)
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)  # bound, not yet listening: connections are refused until we serve
+        return sock
     except OSError as exc:
         why = os.strerror(exc.errno) if exc.errno else str(exc)
         click.echo(f"Escalator cannot start: cannot listen on {host} port {port}: {why}. "
@@ -242,10 +245,15 @@ async def _serve_until_stopped(app: Any, runtime: Any, sock: Any, banner: str) -
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
     try:
         await runner.setup()
-        await web.SockSite(runner, sock).start()
+        try:
+            await web.SockSite(runner, sock).start()
+        except OSError as exc:  # another process bound the same port in the same instant
+            click.echo(f"Escalator cannot start: cannot listen on {sock.getsockname()}: {exc}.", err=True)
+            await runner.cleanup()
+            return 1
         click.echo(banner)
         await stop.wait()
         click.echo("Escalator stopping: no new requests; finishing background work (up to 10 s).")
