@@ -7,11 +7,14 @@ burst exceeds the pool. `RedisHandle.client` is the one client the whole process
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import os
 import shutil
 import signal
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -19,10 +22,10 @@ from typing import Any, cast
 import redis
 import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError
@@ -85,8 +88,9 @@ def connect(redis_url: str | None, data_dir: Path, settings: Settings | None = N
         return _sentinel(settings, redis_url)
     if redis_url:
         if settings.redis_cluster or _is_cluster(redis_url, settings):
-            client = RedisCluster.from_url(redis_url, **_options(settings),
-                                           max_connections=settings.redis_max_connections)
+            client = cast(_WaitingCluster, _WaitingCluster.from_url(
+                redis_url, **_options(settings), max_connections=2 * settings.redis_max_connections))
+            client.slots = _slots(settings)
             # RedisCluster speaks the same commands; typed as Redis so every caller keeps one client type.
             return RedisHandle(cast(aioredis.Redis, client), where=f"cluster {_safe(redis_url)}", mode="cluster")
         pool = _WaitingPool.from_url(redis_url, **_pool_options(settings))
@@ -123,6 +127,111 @@ class _WaitingPool(BlockingConnectionPool):
             return await get(command_name, *keys, **options)
         finally:
             POOL_WAIT_SECONDS.observe(time.perf_counter() - started)
+
+
+class _Slots:
+    """At most `size` Redis calls in flight; more wait up to `timeout_s` (counted) instead of failing.
+
+    The Cluster and Sentinel clients' own pools raise past their size; this gives them the
+    behaviour of the single-server BlockingConnectionPool. Re-entrant within one task, so a
+    pipeline that re-sends a redirected command through the client cannot deadlock on itself.
+    """
+
+    def __init__(self, size: int, timeout_s: float) -> None:
+        self._free = asyncio.Semaphore(size)
+        self.timeout_s = timeout_s
+        self._held: contextvars.ContextVar[bool] = contextvars.ContextVar(f"redis-slot-{id(self)}", default=False)
+
+    async def acquire(self) -> None:
+        if self._free.locked():
+            POOL_WAITS.inc()
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await self._free.acquire()
+            except TimeoutError:
+                raise RedisConnectionError("No connection available: every Redis connection is busy.") from None
+            finally:
+                POOL_WAIT_SECONDS.observe(time.perf_counter() - started)
+        else:
+            await self._free.acquire()
+
+    def release(self) -> None:
+        self._free.release()
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        if self._held.get():
+            yield
+            return
+        await self.acquire()
+        token = self._held.set(True)
+        try:
+            yield
+        finally:
+            self._held.reset(token)
+            self.release()
+
+
+def _slots(settings: Settings) -> _Slots:
+    return _Slots(settings.redis_max_connections, settings.redis_pool_timeout_s)
+
+
+class _WaitingCluster(RedisCluster):
+    """The cluster client, with calls and pipelines bounded by `slots` (set right after construction)."""
+
+    slots: _Slots | None = None
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self.slots is None:
+            return await super().execute_command(*args, **kwargs)
+        async with self.slots.hold():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # let redis-py refuse it
+        make: Any = _WaitingClusterPipeline  # redis-py declares an attribute it sets itself as abstract
+        return cast(ClusterPipeline, make(self, transaction))
+
+
+class _WaitingClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        slots = getattr(self.cluster_client, "slots", None)
+        if slots is None:
+            return await super().execute(raise_on_error, allow_redirections)
+        async with slots.hold():
+            return await super().execute(raise_on_error, allow_redirections)
+
+
+class _WaitingSentinelPool(SentinelConnectionPool):
+    """Sentinel's pool, waiting for a free connection (via `slots`) instead of raising past its size."""
+
+    slots: _Slots | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        init: Any = super().__init__  # untyped in redis-py
+        init(*args, **kwargs)
+        self._lent: set[int] = set()
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        get: Any = super().get_connection  # redis-py leaves it untyped
+        if self.slots is None:
+            return await get(command_name, *keys, **options)
+        await self.slots.acquire()
+        try:
+            connection = await get(command_name, *keys, **options)
+        except BaseException:
+            self.slots.release()
+            raise
+        self._lent.add(id(connection))
+        return connection
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection)
+        if id(connection) in self._lent and self.slots is not None:
+            self._lent.discard(id(connection))
+            self.slots.release()
 
 
 def _probe(client: redis.Redis, where: str) -> dict[str, Any]:
@@ -163,7 +272,9 @@ def _sentinel(settings: Settings, redis_url: str | None) -> RedisHandle:
             s.close()
     sentinel: Any = _AsyncSentinel(sentinels, sentinel_kwargs=timeouts, **timeouts)
     client = sentinel.master_for(settings.redis_sentinel_master, **_options(settings), **extra,
-                                 max_connections=settings.redis_max_connections)
+                                 connection_pool_class=_WaitingSentinelPool,
+                                 max_connections=2 * settings.redis_max_connections)
+    client.connection_pool.slots = _slots(settings)
     return RedisHandle(client, where=f"sentinel {settings.redis_sentinels} ({settings.redis_sentinel_master})",
                        mode="sentinel")
 

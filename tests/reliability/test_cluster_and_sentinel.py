@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from bot.config import Config
+from bot.health import POOL_WAITS
 from tests.reliability.conftest import connect_to, runtime_on
 from tests.reliability.redis_servers import cli, sentinel
 from tests.reliability.test_redis_outage import RecordingTransport, open_case
@@ -38,6 +40,23 @@ async def test_redis_cluster_1_forces_the_cluster_client(cluster_url: str) -> No
     await handle.close()
 
 
+async def burst_of_slow_calls(client: Any, n: int = 12) -> list[Any]:
+    """`n` calls at once that each hold a connection for 0.2 s (keys of one deployment: one slot)."""
+    return list(await asyncio.gather(*(client.blpop(["{burst}:nothing-" + str(i)], timeout=0.2) for i in range(n))))
+
+
+async def test_a_burst_past_the_cluster_pool_waits_instead_of_failing(cluster_url: str) -> None:
+    handle, _ = connect_to(cluster_url, redis_max_connections=3)
+    waits_before = POOL_WAITS._value.get()
+    assert await burst_of_slow_calls(handle.client) == [None] * 12
+    assert POOL_WAITS._value.get() - waits_before >= 9
+    pipe = handle.client.pipeline(transaction=True)
+    pipe.set("{burst}:a", 1)
+    pipe.incr("{burst}:a")
+    assert await pipe.execute() == [True, 2]
+    await handle.close()
+
+
 async def test_two_deployments_open_deliver_and_fire_timers_on_one_cluster(
         cluster_url: str, project_config: Config) -> None:
     handle, settings = connect_to(cluster_url)
@@ -61,6 +80,11 @@ async def test_a_sentinel_failover_during_a_stream_of_new_cases_loses_none(
     with sentinel(tmp_path) as setup:
         handle, settings = connect_to(None, redis_sentinels=setup.sentinels, redis_sentinel_master=setup.master)
         assert handle.mode == "sentinel"
+        small, _ = connect_to(None, redis_sentinels=setup.sentinels, redis_max_connections=3)
+        waits_before = POOL_WAITS._value.get()
+        assert await burst_of_slow_calls(small.client) == [None] * 12, "a burst waits for a connection"
+        assert POOL_WAITS._value.get() - waits_before >= 9
+        await small.close()
         runtime = runtime_on(handle, project_config, settings)
         opened: list[str] = []
         before = setup.master_port()

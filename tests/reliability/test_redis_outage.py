@@ -159,8 +159,12 @@ async def test_a_redis_outage_is_logged_once_each_way_and_work_resumes(
 
 async def test_a_stalled_redis_gives_the_caller_an_answer_instead_of_a_hang(
         throwaway_redis: RedisProcess) -> None:
-    handle, _ = connect_to(throwaway_redis.url)
+    handle, settings = connect_to(throwaway_redis.url)
     await handle.client.ping()
+    # Bounded by our settings (2 s, inside Slack's 3 s), and a timeout is not retried into a second wait.
+    options = handle.client.connection_pool.connection_kwargs
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == settings.redis_socket_timeout_s == 2
+    assert not issubclass(RedisTimeoutError, options["retry"]._supported_errors)
     assert throwaway_redis.proc is not None
     os.kill(throwaway_redis.proc.pid, signal.SIGSTOP)
     try:

@@ -84,3 +84,4 @@ def test_ctrl_c_stops_serve_like_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, output
     assert not redis_servers_in(data)
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert "shutdown failed" not in output.lower(), output
