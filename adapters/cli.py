@@ -71,8 +71,7 @@ def serve(config_path: Path, host: str, port: int) -> None:
         redis = connect(settings.redis_url, settings.escalator_data_dir, settings)
     except RedisUnavailable as exc:
         sock.close()
-        click.echo(f"Escalator cannot start: {exc}. Check REDIS_URL (unset it to use the embedded Redis).",
-                   err=True)
+        click.echo(f"Escalator cannot start: {exc}.", err=True)
         sys.exit(1)
     runtime = build_runtime(config=config, settings=settings, handlers=HANDLERS, redis=redis)
     app = build_web_app(runtime, _platform_adapters(runtime))

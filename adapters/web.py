@@ -29,8 +29,11 @@ GRACE_S = 10.0  # background tasks get this long to finish after a stop, then th
 
 
 def build_web_app(runtime: Runtime, adapters: Sequence[PlatformAdapter], *,
-                  background: bool = True) -> web.Application:
-    """The server app; with `background`, delivery workers and the scheduler run alongside."""
+                  background: bool = True, grace_s: float = GRACE_S) -> web.Application:
+    """The server app; with `background`, delivery workers and the scheduler run alongside.
+
+    On shutdown the background work gets `grace_s` to finish what it holds, then is cancelled.
+    """
     app = web.Application(middlewares=[_count_in_flight])
     app[RUNTIME] = runtime
     app[TASKS] = {}
@@ -41,7 +44,7 @@ def build_web_app(runtime: Runtime, adapters: Sequence[PlatformAdapter], *,
     for adapter in adapters:
         adapter.mount(app)
     if background:
-        app.cleanup_ctx.append(_workers(runtime, adapters))
+        app.cleanup_ctx.append(_workers(runtime, adapters, grace_s))
     return app
 
 
@@ -126,7 +129,7 @@ async def _metrics(request: web.Request) -> web.Response:
     return resp
 
 
-def _workers(runtime: Runtime, adapters: Sequence[PlatformAdapter]):  # type: ignore[no-untyped-def]
+def _workers(runtime: Runtime, adapters: Sequence[PlatformAdapter], grace_s: float):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         stop = asyncio.Event()
         state = app[STATE]
@@ -144,7 +147,7 @@ def _workers(runtime: Runtime, adapters: Sequence[PlatformAdapter]):  # type: ig
                 run_guarded(name, functools.partial(worker.run_once, block_ms=1000), stop, state), name=name)
             await adapter.start()
         yield
-        await stop_background(stop, list(tasks.values()), adapters)
+        await stop_background(stop, list(tasks.values()), adapters, grace_s=grace_s)
     return ctx
 
 

