@@ -75,7 +75,7 @@ async def run_guarded(name: str, step: Callable[[], Awaitable[object]], stop: as
     """Call `step` until `stop`, pausing `idle_s` between calls and backing off after failures.
 
     A Redis outage is logged once per change by `state`; any other error is logged with its
-    traceback the first time it occurs in a row, then only counted, so a stuck loop cannot flood the log.
+    traceback when it first occurs, and again only when it changes, so a stuck loop cannot flood the log.
     """
     failures = 0
     last_error = ""

@@ -62,21 +62,21 @@ class RedisHandle:
     where: str = ""
     mode: str = "single"
 
+    closed: bool = False
+
     async def close(self) -> None:
         """Close the client, then stop the embedded server: always, even if closing the client failed."""
-        client, self.client = self.client, cast(aioredis.Redis, _CLOSED)
+        if self.closed:
+            return
+        self.closed = True
         try:
-            if client is not _CLOSED:
-                await client.aclose()
+            await self.client.aclose()
         except Exception as exc:  # a dead connection must not keep the server (and its data) from stopping
             once("redis-close", "redis client close failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             server, self.embedded = self.embedded, None
             if server is not None:
                 stop_embedded(server)
-
-
-_CLOSED: Any = object()
 
 
 def connect(redis_url: str | None, data_dir: Path, settings: Settings | None = None) -> RedisHandle:
