@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Config
-from bot.health import POOL_WAITS
 from tests.reliability.conftest import connect_to, runtime_on
+from tests.reliability.helpers import RecordingTransport, open_case, pool_waits
 from tests.reliability.redis_servers import cli, sentinel
-from tests.reliability.test_redis_outage import RecordingTransport, open_case
 
 
 def other_node(url: str) -> str:
@@ -47,9 +46,9 @@ async def burst_of_slow_calls(client: Any, n: int = 12) -> list[Any]:
 
 async def test_a_burst_past_the_cluster_pool_waits_instead_of_failing(cluster_url: str) -> None:
     handle, _ = connect_to(cluster_url, redis_max_connections=3)
-    waits_before = POOL_WAITS._value.get()
+    waits_before = pool_waits()
     assert await burst_of_slow_calls(handle.client) == [None] * 12
-    assert POOL_WAITS._value.get() - waits_before >= 9
+    assert pool_waits() - waits_before >= 9
     pipe = handle.client.pipeline(transaction=True)
     pipe.set("{burst}:a", 1)
     pipe.incr("{burst}:a")
@@ -81,9 +80,9 @@ async def test_a_sentinel_failover_during_a_stream_of_new_cases_loses_none(
         handle, settings = connect_to(None, redis_sentinels=setup.sentinels, redis_sentinel_master=setup.master)
         assert handle.mode == "sentinel"
         small, _ = connect_to(None, redis_sentinels=setup.sentinels, redis_max_connections=3)
-        waits_before = POOL_WAITS._value.get()
+        waits_before = pool_waits()
         assert await burst_of_slow_calls(small.client) == [None] * 12, "a burst waits for a connection"
-        assert POOL_WAITS._value.get() - waits_before >= 9
+        assert pool_waits() - waits_before >= 9
         await small.close()
         runtime = runtime_on(handle, project_config, settings)
         opened: list[str] = []

@@ -5,87 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import structlog
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.web import TASKS, build_web_app
-from bot.commands import OpenCase
 from bot.config import Config
-from bot.health import POOL_WAITS
-from bot.messages import OutboxMessage
-from bot.outbox import Transport
 from tests.reliability.conftest import connect_to, runtime_on
+from tests.reliability.helpers import RecordingAdapter, RecordingTransport, eventually, open_case, pool_waits
 from tests.reliability.redis_servers import RedisProcess
-
-
-class RecordingTransport:
-    """Delivers by remembering; `hold` keeps every delivery waiting until it is set."""
-
-    platform = "slack"
-
-    def __init__(self, *, held: bool = False) -> None:
-        self.sent: list[OutboxMessage] = []
-        self.started = asyncio.Event()
-        self.release = asyncio.Event()
-        if not held:
-            self.release.set()
-
-    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
-        return None
-
-    async def deliver(self, message: OutboxMessage) -> str | None:
-        self.started.set()
-        await self.release.wait()
-        self.sent.append(message)
-        return f"ts-{len(self.sent)}"
-
-
-class RecordingAdapter:
-    """A platform with no routes whose transport records what it is given."""
-
-    platform = "slack"
-
-    def __init__(self, transport: RecordingTransport, *, release_on_stop: bool = True) -> None:
-        self._transport = transport
-        self._release_on_stop = release_on_stop
-
-    def mount(self, app: web.Application) -> None:
-        pass
-
-    def transport(self) -> Transport:
-        return self._transport
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        if self._release_on_stop:
-            self._transport.release.set()
-
-
-async def eventually(check: Callable[[], Any], what: str, tries: int = 150) -> None:
-    for _ in range(tries):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
-
-
-async def open_case(runtime: Any, title: str) -> str:
-    """Open a case as Slack would: retrying the same request until Redis takes it."""
-    for _ in range(50):
-        try:
-            reply = await runtime.bus.handle(OpenCase(title=title, key=f"open-{title}"))
-            return str(reply.case_id)
-        except Exception:
-            await asyncio.sleep(0.2)
-    raise AssertionError("the case never opened")
 
 
 async def test_readyz_is_503_while_redis_is_stopped_and_200_when_it_is_back(
@@ -183,11 +113,11 @@ async def test_a_stalled_redis_gives_the_caller_an_answer_instead_of_a_hang(
 async def test_a_burst_past_the_pool_size_waits_for_a_connection_instead_of_failing(
         throwaway_redis: RedisProcess) -> None:
     handle, _ = connect_to(throwaway_redis.url, redis_max_connections=3)
-    waits_before = POOL_WAITS._value.get()
+    waits_before = pool_waits()
     # Each BLPOP holds its connection for 0.2 s: 12 at once need 4 rounds through 3 connections.
     results = await asyncio.gather(*(handle.client.blpop([f"nothing-{i}"], timeout=0.2) for i in range(12)))
     assert results == [None] * 12
-    assert POOL_WAITS._value.get() - waits_before >= 9
+    assert pool_waits() - waits_before >= 9
     await handle.close()
 
 
