@@ -35,16 +35,29 @@ def start_serve(data_dir: Path, *extra: str, **env: str) -> tuple[subprocess.Pop
     port = free_port()
     proc = subprocess.Popen(serve_command(port, *extra), env=serve_env(data_dir, **env), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
-            return proc, port
-        except (urllib.error.URLError, OSError):
-            if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read() if proc.stdout else "serve died") from None
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("serve did not answer /healthz")
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                return proc, port
+            except (urllib.error.URLError, OSError):
+                if proc.poll() is not None:
+                    raise AssertionError(proc.stdout.read() if proc.stdout else "serve died") from None
+                time.sleep(0.1)
+        raise AssertionError("serve did not answer /healthz")
+    except BaseException:
+        stop(proc)  # never leave a server (and its embedded Redis) behind a failed test
+        raise
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM (serve stops its embedded Redis), then SIGKILL if it has not gone within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def listening_addresses(port: int) -> set[str]:

@@ -15,6 +15,7 @@ from tests.reliability.serve_process import (
     serve_command,
     serve_env,
     start_serve,
+    stop,
 )
 
 
@@ -23,8 +24,7 @@ def test_serve_without_host_listens_on_loopback_only(tmp_path: Path) -> None:
     try:
         assert listening_addresses(port) == {"127.0.0.1"}
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop(proc)
 
 
 def test_host_0_0_0_0_is_an_explicit_choice(tmp_path: Path) -> None:
@@ -32,8 +32,7 @@ def test_host_0_0_0_0_is_an_explicit_choice(tmp_path: Path) -> None:
     try:
         assert listening_addresses(port) == {"0.0.0.0"}
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop(proc)
 
 
 def test_an_unreachable_redis_url_stops_serve_at_once_with_one_line_naming_it(tmp_path: Path) -> None:
