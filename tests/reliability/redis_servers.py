@@ -147,12 +147,14 @@ class SentinelSetup:
 def sentinel(folder: Path) -> Iterator[SentinelSetup]:
     """A primary, one replica and three sentinels watching them as `mymaster`."""
     need_redis_binaries()
-    primary = RedisProcess(folder / "primary").start()
-    replica = RedisProcess(folder / "replica", args=("--replicaof", "127.0.0.1", str(primary.port))).start()
-    wait_until(lambda: "master_link_status:up" in cli(replica.port, "INFO", "replication"), "replication")
+    primary = RedisProcess(folder / "primary")
+    replica = RedisProcess(folder / "replica", args=("--replicaof", "127.0.0.1", str(primary.port)))
     ports = free_ports(3)
     procs: list[subprocess.Popen[bytes]] = []
     try:
+        primary.start()
+        replica.start()
+        wait_until(lambda: "master_link_status:up" in cli(replica.port, "INFO", "replication"), "replication")
         for port in ports:
             conf = folder / f"sentinel-{port}.conf"
             conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
