@@ -52,31 +52,36 @@ def check_config(config_path: Path) -> None:
 
 @main.command()
 @CONFIG_OPTION
-@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 to accept other machines (put TLS in front).")
 @click.option("--port", default=3000, show_default=True, type=int)
 def serve(config_path: Path, host: str, port: int) -> None:
-    """Serve Slack (/slack/events), Teams (/api/messages), /healthz and /metrics on one port."""
-    from aiohttp import web
+    """Serve Slack (/slack/events), Teams (/api/messages), /healthz, /readyz and /metrics on one port.
 
+    SIGTERM or Ctrl-C stops taking requests, gives background work up to 10 s, and exits within 15 s.
+    """
     from adapters import logs
     from adapters.web import build_web_app
+    from bot.redis_server import RedisUnavailable, connect
     from bot.runtime import build_runtime
     from workflows import HANDLERS
 
     config = _load(config_path)
     logs.configure()
     settings = Settings()
-    runtime = build_runtime(config=config, settings=settings, handlers=HANDLERS)
+    sock = _listen_or_exit(host, port)
+    try:
+        redis = connect(settings.redis_url, settings.escalator_data_dir, settings)
+    except RedisUnavailable as exc:
+        sock.close()
+        click.echo(f"Escalator cannot start: {exc}.", err=True)
+        sys.exit(1)
+    runtime = build_runtime(config=config, settings=settings, handlers=HANDLERS, redis=redis)
     app = build_web_app(runtime, _platform_adapters(runtime))
-
-    async def close(_: web.Application) -> None:
-        await runtime.close()
-
-    app.on_cleanup.append(close)
-    click.echo(f"Escalator serving on http://{host}:{port} (redis: {runtime.redis.where}); "
-               f"Slack {'on' if settings.slack_enabled else 'off (no SLACK_BOT_TOKEN)'}, "
-               f"Teams {'on' if settings.microsoft_app_id else 'local/emulator mode (no MICROSOFT_APP_ID)'}.")
-    web.run_app(app, host=host, port=port, print=None)
+    banner = (f"Escalator serving on http://{host}:{port} (redis: {runtime.redis.where}); "
+              f"Slack {'on' if settings.slack_enabled else 'off (no SLACK_BOT_TOKEN)'}, "
+              f"Teams {'on' if settings.microsoft_app_id else 'local/emulator mode (no MICROSOFT_APP_ID)'}.")
+    sys.exit(asyncio.run(_serve_until_stopped(app, runtime, sock, banner)))
 
 
 def _platform_adapters(runtime: Any) -> list[Any]:
@@ -258,6 +263,80 @@ def _with_runtime(config_path: Path, fn: Any) -> Any:
         finally:
             await runtime.close()
     return asyncio.run(go())
+
+
+# ---- serve: listening, running and stopping --------------------------------------------------------
+
+STOP_LIMIT_S = 15.0  # SIGTERM to exit, whatever the platforms do (orchestrators' grace is often 30 s)
+
+
+def _listen_or_exit(host: str, port: int) -> Any:
+    """Bind the port before starting anything, so a busy port is one clear line, not a traceback."""
+    import os
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)  # bound, not yet listening: connections are refused until we serve
+        return sock
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        click.echo(f"Escalator cannot start: cannot listen on {host} port {port}: {why}. "
+                   f"Stop what uses port {port} or choose another with --port.", err=True)
+        sys.exit(1)
+
+
+async def _serve_until_stopped(app: Any, runtime: Any, sock: Any, banner: str) -> int:
+    """Run until SIGTERM/SIGINT, then stop in order: requests, background work, Redis. Returns the exit code."""
+    import signal
+    import threading
+
+    from aiohttp import web
+
+    async def close_redis(_: web.Application) -> None:
+        await runtime.close()
+
+    app.on_cleanup.append(close_redis)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
+    try:
+        await runner.setup()
+        try:
+            await web.SockSite(runner, sock).start()
+        except OSError as exc:  # another process bound the same port in the same instant
+            click.echo(f"Escalator cannot start: cannot listen on {sock.getsockname()}: {exc}.", err=True)
+            await runner.cleanup()
+            return 1
+        click.echo(banner)
+        await stop.wait()
+        click.echo("Escalator stopping: no new requests; finishing background work (up to 10 s).")
+        # A last resort if the loop itself is stuck: stop the embedded Redis and leave.
+        threading.Thread(target=_exit_after, args=(STOP_LIMIT_S, runtime), daemon=True).start()
+        try:
+            await asyncio.wait_for(runner.cleanup(), timeout=STOP_LIMIT_S - 2)
+        except TimeoutError:
+            click.echo("Escalator: shutdown took too long; stopping now.", err=True)
+        return 0
+    finally:
+        await runtime.close()  # idempotent; also when startup failed half-way
+
+
+def _exit_after(seconds: float, runtime: Any) -> None:
+    import os
+    import time
+
+    from bot.redis_server import stop_embedded
+
+    time.sleep(seconds - 0.5)
+    server = runtime.redis.embedded
+    if server is not None:
+        stop_embedded(server)
+    os._exit(1)
 
 
 if __name__ == "__main__":

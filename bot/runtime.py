@@ -52,7 +52,7 @@ def build_runtime(*, config: Config, settings: Settings, handlers: Mapping[type[
     plus the domain-event handlers and record views it carries.
     """
     clock = clock or SystemClock()
-    redis = redis or connect(settings.redis_url, settings.escalator_data_dir)
+    redis = redis or connect(settings.redis_url, settings.escalator_data_dir, settings)
     store = Store(redis.client, prefix=prefix or settings.escalator_prefix)
     context = Context(config=config, store=store, clock=clock, events=getattr(handlers, "events", {}),
                       views=getattr(handlers, "views", {}))

@@ -25,6 +25,20 @@ class Settings(BaseSettings):
     escalator_prefix: str = "escalator"
     escalator_allow_unauthenticated_teams: bool = False
 
+    # Redis connectivity: answer within Slack's 3 s even when Redis stalls, wait (not fail) when busy.
+    redis_cluster: bool = Field(False, description="force the cluster client (else detected from the server)")
+    redis_sentinels: str = Field("", description="host:port,host:port of Sentinels; uses Sentinel when set")
+    redis_sentinel_master: str = Field("mymaster", description="the master name the Sentinels watch")
+    redis_connect_timeout_s: float = 2.0
+    redis_socket_timeout_s: float = 2.0
+    redis_max_connections: int = 50
+    redis_pool_timeout_s: float = 2.0
+    redis_health_check_interval_s: int = 30
+
+    # Readiness (/readyz): the thresholds past which this process asks not to get traffic.
+    escalator_ready_max_backlog: int = 1000
+    escalator_ready_max_age_s: float = 600.0
+
     @property
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None and bool(self.slack_bot_token.get_secret_value())

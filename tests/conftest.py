@@ -28,7 +28,16 @@ CARD_SCHEMA = ROOT / "tests" / "schemas" / "adaptive-card-1.5.0.json"
 
 @pytest.fixture(scope="session")
 def redis_location(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Where the test Redis listens: REDIS_URL if set, else an embedded server for this run."""
+    """Where the test Redis listens: REDIS_URL if set, else an embedded server for this run.
+
+    ESCALATOR_TEST_REDIS=cluster runs the tests against a 3-master Redis Cluster started for the run.
+    """
+    if os.environ.get("ESCALATOR_TEST_REDIS") == "cluster":
+        from tests.reliability.redis_servers import cluster
+
+        with cluster(tmp_path_factory.mktemp("cluster")) as cluster_url:
+            yield {"url": cluster_url, "cluster": True}
+        return
     url = os.environ.get("REDIS_URL")
     if url:
         yield {"url": url}
@@ -41,6 +50,10 @@ def redis_location(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
 
 def make_client(location: dict[str, Any]) -> aioredis.Redis:
+    if location.get("cluster"):
+        from redis.asyncio.cluster import RedisCluster
+
+        return RedisCluster.from_url(location["url"])  # type: ignore[return-value]
     if "url" in location:
         return aioredis.Redis.from_url(location["url"])
     return aioredis.Redis(unix_socket_path=location["unix_socket_path"])

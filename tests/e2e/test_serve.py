@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -66,3 +67,12 @@ def test_unsigned_slack_requests_are_refused(server: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=5)
     assert err.value.code in (401, 503)
+
+
+def test_serve_reports_readiness_with_redis_tasks_and_outbox_figures(server: str) -> None:
+    with urllib.request.urlopen(f"{server}/readyz", timeout=5) as resp:
+        assert resp.status == 200
+        body = json.loads(resp.read())
+    assert body["status"] == "ready" and body["redis"]["ok"] is True
+    assert body["tasks"]["scheduler"] == "running"
+    assert set(body["outbox"]) == {"slack", "teams"}

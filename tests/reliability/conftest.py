@@ -1,0 +1,48 @@
+"""Fixtures of the reliability suite: throwaway Redis servers, a Cluster, a runtime on any of them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config, load_config
+from bot.redis_server import RedisHandle, connect
+from bot.runtime import Runtime, build_runtime
+from bot.settings import Settings
+from tests.conftest import PROJECT_CONFIG
+from tests.reliability.redis_servers import RedisProcess, cluster, need_redis_binaries
+
+
+@pytest.fixture(scope="session")
+def project_config() -> Config:
+    return load_config(PROJECT_CONFIG)
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, which it may stop and start again."""
+    need_redis_binaries()
+    server = RedisProcess(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with cluster(tmp_path_factory.mktemp("cluster")) as url:
+        yield url
+
+
+def runtime_on(handle: RedisHandle, config: Config, settings: Settings) -> Runtime:
+    from workflows import HANDLERS
+
+    return build_runtime(config=config, settings=settings, handlers=HANDLERS, redis=handle,
+                         prefix=f"rel-{uuid.uuid4().hex[:8]}")
+
+
+def connect_to(url: str | None = None, **settings: object) -> tuple[RedisHandle, Settings]:
+    s = Settings(redis_url=url, **settings)  # type: ignore[arg-type]
+    return connect(url, Path("/nonexistent"), s), s
