@@ -516,12 +516,6 @@ def _known(names: Any) -> str:
     return f" (known: {', '.join(names)})" if names else " (none are defined)"
 
 
-SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]{1,30}")
-TEAMS_CHANNEL = re.compile(r"19:\S+")
-CHANNEL_HINT = {"slack": "the channel id, e.g. C0123 (at the bottom of the channel's About tab)",
-                "teams": "the channel id, e.g. 19:...@thread.tacv2 (decoded from the channel's link)"}
-
-
 def _channel_ids(config: Config) -> list[str]:
     """Channel names where the platforms need ids (`#l2-specialists`): nothing could be posted there."""
     places: list[tuple[str, PlatformIds]] = []
@@ -530,10 +524,14 @@ def _channel_ids(config: Config) -> list[str]:
     places += [(f"customers.{key}.channels", c.channels) for key, c in config.customers.items()]
     places += [("swarm.channel", config.swarm.channel), ("crisis.status_channels", config.crisis.status_channels)]
     places += [(f"digests[{d}].channels", digest.channels) for d, digest in enumerate(config.digests)]
-    shapes = {"slack": SLACK_CHANNEL, "teams": TEAMS_CHANNEL}
-    return [f"{where}.{platform}: '{value}' is not a {platform.title()} channel id; use {CHANNEL_HINT[platform]}"
-            for where, ids in places for platform, value in ids.items()
-            if not shapes[platform].fullmatch(value)]
+    problems = []
+    for where, ids in places:
+        for platform, value in ids.items():
+            spec = registry.get(platform)
+            if spec is not None and not spec.looks_like_channel(value):
+                problems.append(f"{where}.{platform}: '{value}' is not a {spec.label} channel id; "
+                                f"use {spec.channel_id_hint or 'the channel id'}")
+    return problems
 
 
 def check_references(config: Config) -> list[str]:

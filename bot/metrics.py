@@ -14,5 +14,3 @@ DEAD_LETTERS = Counter("escalator_outbox_dead_letters_total", "Messages moved to
 OUTBOX_PENDING = Gauge("escalator_outbox_pending", "Messages waiting for delivery", ["platform"])
 TIMERS_FIRED = Counter("escalator_timers_fired_total", "Timers fired", ["kind"])
 CASES_OPENED = Counter("escalator_cases_opened_total", "Cases opened", ["tier"])
-SLACK_APP_RATE_LIMITED = Counter("escalator_slack_app_rate_limited_total",
-                                 "Slack app_rate_limited notices: Slack dropped events for a minute")

@@ -23,6 +23,8 @@ class PlatformSpec:
     user_id_example: str = ""
     channel_id_example: str = ""
     channel_id_pattern: str | None = None  # a regex a channel id must match (None: anything goes)
+    channel_id_hint: str = ""  # where a person finds a channel's id
+    text_id_pattern: str | None = None  # ids that appear in text and must never be scrubbed (bot.privacy)
     settings: type[BaseModel] | None = None
     delivers: bool = True  # False for the console: it shows messages, it does not deliver them
     links_back: bool = True  # the bot can post a link-back where an escalation came from
@@ -34,6 +36,11 @@ class PlatformSpec:
 
 
 _REGISTRY: dict[str, PlatformSpec] = {}
+
+
+def text_id_patterns() -> tuple[str, ...]:
+    """Every registered platform's in-text id pattern (links and ids are never scrubbed)."""
+    return tuple(spec.text_id_pattern for spec in _REGISTRY.values() if spec.text_id_pattern)
 
 
 def register(spec: PlatformSpec) -> PlatformSpec:

@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
+from bot import platforms as registry
+
 # Local part <= 64 characters (RFC 5321), labels <= 63, at most 10 labels, a TLD of letters.
 EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}"
@@ -29,15 +31,16 @@ DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./]\d{2}[./]\d{4}")
 # A whole run of digits (never part of a longer one), optionally with a country prefix.
 PHONE = re.compile(r"(?<![\w+])(?<!\d[\s.-])(\+|00)?\(?\d(?:[\s().-]{0,2}\d){6,16}(?![\w])(?![\s.-]\d)")
 
-# What is never scrubbed: http(s) links (Slack permalinks, Teams deep links, anything people
-# paste; in Slack's `<url|label>` the label is still scrubbed), and Teams ids: conversations
-# `19:...@thread.tacv2` (with `;messageid=...`), users `29:...`, bots `28:...`, 1:1 chats
-# `a:...`, `8:orgid:...`. A Teams user id must hold a letter, so `29:4111...` is not one.
+# What is never scrubbed: http(s) links (permalinks, deep links, anything people paste; in
+# `<url|label>` markup the label is still scrubbed), and the ids platforms put in text, which the
+# registered platforms name (bot.platforms: a Teams conversation id looks like an e-mail address).
+# An id must hold a letter, so a user id made of digits is no hiding place for a card number.
 LINK = re.compile(r"https?://[^\s<>|\"]+", re.IGNORECASE)
-TEAMS_ID = re.compile(
-    r"(?<![\w:])(?:19:[\w-]{1,200}@(?:thread\.[a-z0-9]{1,12}|unq\.gbl\.spaces)(?:;messageid=\d{1,20})?"
-    r"|(?:29|28|a|8):[\w:-]{1,300})")
-KEEP = re.compile(f"{LINK.pattern}|{TEAMS_ID.pattern}", re.IGNORECASE)
+
+
+@lru_cache(maxsize=8)
+def _keep(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join([LINK.pattern, *patterns]), re.IGNORECASE)
 HAS_LETTER = re.compile(r"[A-Za-z]")
 
 MAYBE_PERSONAL = re.compile(r"[\d@]")
@@ -78,7 +81,7 @@ def scrub(text: str) -> tuple[str, list[str]]:
 def pieces(text: str) -> Iterator[tuple[bool, str]]:
     """`(keep, piece)` in order: links and platform ids are kept, everything between is words."""
     at = 0
-    for match in KEEP.finditer(text):
+    for match in _keep(registry.text_id_patterns()).finditer(text):
         token = match.group(0)
         if not token.lower().startswith("http") and not token.startswith("19:") \
                 and not HAS_LETTER.search(token.split(":", 1)[1]):

@@ -131,8 +131,8 @@ def too_long(text: str) -> Reply | None:
     """A short refusal for a command longer than anyone types; checked before any parsing."""
     if len(text) <= COMMAND_LIMIT:
         return None
-    return Reply(text=f"That is {len(text):,} characters; a command can be at most {COMMAND_LIMIT:,} "
-                      "(as on Slack). Put the summary in the command and the details in the case thread.",
+    return Reply(text=f"That is {len(text):,} characters; a command can be at most {COMMAND_LIMIT:,}. "
+                      "Put the summary in the command and the details in the case thread.",
                  ok=False)
 
 

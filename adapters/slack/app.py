@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import structlog
 from aiohttp import web
+from prometheus_client import Counter
 from pydantic import SecretStr
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
@@ -36,7 +37,6 @@ from adapters.slack import ids, inbound, render
 from adapters.slack.delivery import SlackTransport, web_client
 from bot.commands import Command, OpenCase
 from bot.messages import Address, Notice, OutboxMessage, Reply, ThreadLink
-from bot.metrics import SLACK_APP_RATE_LIMITED
 from bot.runtime import Runtime
 from bot.store import Commit
 from workflows import grammar
@@ -44,6 +44,8 @@ from workflows import grammar
 log = structlog.get_logger("escalator.slack")
 
 PATH = "/slack/events"
+APP_RATE_LIMITED = Counter("escalator_slack_app_rate_limited_total",
+                           "Slack app_rate_limited notices: Slack dropped events for a minute")
 INTERACTIVE_TIMEOUT_S = 2  # views.open must happen within Slack's 3 s anyway
 Ack = Callable[..., Awaitable[Any]]
 TIMESTAMP = re.compile(r"\d{1,12}", re.ASCII)
@@ -200,7 +202,7 @@ class SlackAdapter:
         A non-2xx answer counts as a failed delivery, and Slack turns event subscriptions off
         when more than 5% of them fail.
         """
-        SLACK_APP_RATE_LIMITED.inc()
+        APP_RATE_LIMITED.inc()
         log.warning("slack app rate limited: events were dropped", platform="slack",
                     team_id=str(payload.get("team_id") or "")[:20],
                     minute_rate_limited=payload.get("minute_rate_limited"))

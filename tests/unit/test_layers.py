@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,34 @@ def test_core_reads_no_wall_clock() -> None:
             continue
         text = path.read_text()
         assert "datetime.now(" not in text and "time.time(" not in text, path
+
+
+def _code_names_and_strings(path: Path) -> list[tuple[int, str]]:
+    """Identifiers and string literals of a module, docstrings left out."""
+    tree = ast.parse(path.read_text())
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            out.append((node.lineno, node.value))
+        elif isinstance(node, ast.Name):
+            out.append((node.lineno, node.id))
+        elif isinstance(node, ast.Attribute):
+            out.append((node.lineno, node.attr))
+    return out
+
+
+# The process environment (SLACK_BOT_TOKEN, MICROSOFT_APP_ID, ...) is the one place the core lists
+# what each platform reads from the environment; everything else comes from the platform registry.
+NAMES_PLATFORMS = {"settings.py"}
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_core_names_no_chat_platform(path: Path) -> None:
+    if path.name in NAMES_PLATFORMS:
+        return
+    found = [(line, text) for line, text in _code_names_and_strings(path)
+             if re.search(r"slack|teams", text, re.IGNORECASE)]
+    assert found == [], f"{path.name} names a platform; take it from bot.platforms instead: {found}"
