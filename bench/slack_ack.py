@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
-EXAMPLE_CONFIG = ROOT.parent / "shared" / "examples" / "escalator.example.yaml"
+PROJECT_CONFIG = ROOT / "escalator.yaml"
 GOALS = {"p50_ms": 2.0, "p99_ms": 10.0, "per_s": 1000.0}
 
 
@@ -256,7 +256,7 @@ async def bench(n: int, concurrency: int) -> int:
 
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    config = os.environ.get("ESCALATOR_BENCH_CONFIG", str(EXAMPLE_CONFIG))
+    config = os.environ.get("ESCALATOR_BENCH_CONFIG", str(PROJECT_CONFIG))
     async with FakeSlackApi() as api:
         ctx = mp.get_context("spawn")
         manager = ctx.Manager()

@@ -18,9 +18,11 @@ from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_CONFIG = ROOT.parent / "shared" / "examples" / "escalator.example.yaml"
+# Everything the tests read lives in the repository: a plain clone must pass on its own.
 PROJECT_CONFIG = ROOT / "escalator.yaml"
-CARD_SCHEMA = ROOT.parent / "shared" / "schemas" / "adaptive-card-1.5.0.json"
+# A copy of the reference example config: the project's config must keep accepting all of it.
+EXAMPLE_CONFIG = ROOT / "tests" / "fixtures" / "escalator.example.yaml"
+CARD_SCHEMA = ROOT / "tests" / "schemas" / "adaptive-card-1.5.0.json"
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +68,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture(scope="session")
 def example_config() -> Config:
-    return load_config(EXAMPLE_CONFIG)
+    """The project's own shipped config: what a newcomer runs is what the tests run."""
+    return load_config(PROJECT_CONFIG)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ SCENARIO = """\
 """
 
 
-def console(script: str, *, as_: str, data_dir: Path, config: Path = EXAMPLE_CONFIG,
+def console(script: str, *, as_: str, data_dir: Path, config: Path = PROJECT_CONFIG,
             env_extra: dict[str, str] | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update({"ESCALATOR_DATA_DIR": str(data_dir), **(env_extra or {})})

@@ -12,7 +12,7 @@ from bot.config import ConfigError, load_config, parse_config
 from tests.conftest import EXAMPLE_CONFIG, PROJECT_CONFIG
 
 
-def test_the_shared_example_config_loads_as_it_is() -> None:
+def test_the_in_repo_copy_of_the_reference_example_config_loads_as_it_is() -> None:
     config = load_config(EXAMPLE_CONFIG)
     assert config.tier_ids == ["L0", "L1", "L2", "L3", "vendor"]
     assert config.tier("L2").private_channels.slack == "G0L2PRIVATE"
