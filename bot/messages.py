@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.model import Platform
 
@@ -88,12 +88,38 @@ class Address(_Frozen):
 
 
 class OutboxMessage(_Frozen):
-    """A Notice bound to one platform address; `id` makes delivery idempotent."""
+    """A Notice bound to one platform address; `id` makes delivery idempotent.
+
+    `lane` orders delivery: the messages of one lane go out in commit order (a thread, a DM, a
+    channel). `priority` picks the stream: 0 pages and case cards, 1 replies and posts, 2 bulk.
+    Both default from the address and the notice kind.
+    """
 
     id: str
     address: Address
     notice: Notice
     created_at: datetime
+    lane: str = ""
+    priority: int = Field(default=-1, ge=-1, le=2)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> OutboxMessage:
+        # Frozen model: fill the derived defaults in place, once, at validation.
+        if not self.lane:
+            self.__dict__["lane"] = default_lane(self.address)
+        if self.priority < 0:
+            self.__dict__["priority"] = 0 if self.notice.kind in ("card", "page") else 1
+        return self
+
+
+def default_lane(address: Address) -> str:
+    """The ordering lane of an address: its thread, else the DM, else the channel (and origin thread)."""
+    if address.thread_key:
+        return f"thread:{address.thread_key}"
+    if address.user:
+        return f"dm:{address.user}"
+    reply = f":{address.reply_to}" if address.reply_to else ""
+    return f"channel:{address.channel or ''}{reply}"
 
 
 # --- audiences: who a workflow means, before fan-out to platforms -----------------------

@@ -26,6 +26,7 @@ Redis = aioredis.Redis
 
 DEDUPE_TTL_S = 24 * 3600
 SENT_TTL_S = 7 * 24 * 3600
+LANE_TTL_MS = 30 * 24 * 3600 * 1000  # a lane's seq/done hash lives this long after its last write
 
 _COMMIT = """
 local p = cjson.decode(ARGV[1])
@@ -39,6 +40,11 @@ for _, c in ipairs(p.checks) do
 end
 for _, op in ipairs(p.ops) do
   redis.call(unpack(op))
+end
+for _, o in ipairs(p.out or {}) do
+  local s = redis.call('HINCRBY', o.lane, 'seq', 1)
+  redis.call('PEXPIRE', o.lane, p.lane_ttl)
+  redis.call('XADD', o.stream, '*', 'm', o.m, 'a', '0', 'l', o.l, 's', tostring(s))
 end
 if p.dedupe then redis.call('SET', p.dedupe.k, p.dedupe.val, 'EX', p.dedupe.ttl) end
 return {'ok'}
@@ -154,19 +160,20 @@ class Store:
         for entry_case, entry in ((case.id if case else None, e) for e in changes.timeline):
             if entry_case:
                 ops.append(["RPUSH", k.timeline(entry_case), entry.model_dump_json()])
-        for message in messages:
-            ops.append(["XADD", k.outbox(message.address.platform), "*", "m", message.model_dump_json(),
-                        "a", "0"])
+        # Each message gets the next sequence number of its lane, then joins its priority stream.
+        out = [{"lane": k.lane(m.address.platform, m.lane), "stream": k.outbox(m.address.platform, m.priority),
+                "l": m.lane, "m": m.model_dump_json()} for m in messages]
         for timer_id in changes.cancel_timers:
             ops += [["ZREM", k.timers, timer_id], ["HDEL", k.timer_data, timer_id],
                     ["ZREM", k.timer_leases, timer_id]]
         for timer in changes.timers:
             ops += [["ZADD", k.timers, str(to_ms(timer.due)), timer.id],
                     ["HSET", k.timer_data, timer.id, timer_payload(timer)]]
-        payload: dict[str, Any] = {"checks": checks, "ops": ops}
+        payload: dict[str, Any] = {"checks": checks, "ops": ops, "out": out, "lane_ttl": LANE_TTL_MS}
         if dedupe_key:
             payload["dedupe"] = {"k": k.dedupe(dedupe_key), "val": dedupe_value, "ttl": DEDUPE_TTL_S}
-        touched = sorted({op[1] for op in ops} | {c["k"] for c in checks})
+        touched = sorted({op[1] for op in ops} | {c["k"] for c in checks}
+                         | {o["lane"] for o in out} | {o["stream"] for o in out})
         result = await self._eval_commit(touched, json.dumps(payload))
         status = _text(result[0])
         if status == "conflict":

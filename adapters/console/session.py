@@ -61,8 +61,7 @@ class ConsoleSession:
                      name=person.name if person else self.person)
 
     async def start(self) -> None:
-        for platform in PLATFORMS:
-            stream = self.runtime.store.keys.outbox(platform)
+        for stream in (s for platform in PLATFORMS for s in self.runtime.store.keys.outboxes(platform)):
             try:  # "$": only what is posted from now on
                 await self.runtime.store.redis.xgroup_create(stream, GROUP, id="$", mkstream=True)
             except ResponseError as exc:
@@ -98,7 +97,7 @@ class ConsoleSession:
 
     async def show_posts(self) -> None:
         redis = self.runtime.store.redis
-        streams: Any = {self.runtime.store.keys.outbox(p): ">" for p in PLATFORMS}
+        streams: Any = {s: ">" for p in PLATFORMS for s in self.runtime.store.keys.outboxes(p)}
         while True:
             rows: Any = await redis.xreadgroup(GROUP, self.consumer, streams, count=200)
             if not rows:

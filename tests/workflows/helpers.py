@@ -21,7 +21,11 @@ async def run(runtime: Runtime, command: Command) -> Reply:
 
 async def posted(runtime: Runtime, platform: str = "slack") -> list[OutboxMessage]:
     """Everything queued for `platform` so far (the test never runs a delivery worker)."""
-    rows: Any = await runtime.store.redis.xrange(runtime.store.keys.outbox(platform))
+    rows: list[tuple[Any, Any]] = []
+    for stream in runtime.store.keys.outboxes(platform):
+        rows += await runtime.store.redis.xrange(stream)
+    # Commit order: streams are per priority, so merge them by entry time, then lane order.
+    rows.sort(key=lambda row: (int(row[0].split(b"-")[0]), row[1].get(b"l", b""), int(row[1].get(b"s", 0))))
     return [OutboxMessage.model_validate_json(data[b"m"]) for _, data in rows]
 
 

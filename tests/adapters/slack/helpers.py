@@ -10,13 +10,8 @@ from tests.fakes.slack_api import FakeSlackApi
 
 
 async def outbox_size(runtime: Runtime) -> int:
-    """Slack messages not yet delivered: in the outbox stream, or waiting for a retry.
-
-    (Counted directly: `Outbox.pending` relies on XINFO's `lag`, which older Redis lacks.)
-    """
-    keys = runtime.store.keys
-    return int(await runtime.store.redis.xlen(keys.outbox("slack"))) + int(
-        await runtime.store.redis.zcard(keys.outbox_delayed("slack")))
+    """Slack messages not yet delivered: in the outbox streams, or waiting for a retry."""
+    return await runtime.outbox.pending("slack")
 
 
 def roots(api: FakeSlackApi, channel: str) -> list[dict[str, Any]]:
