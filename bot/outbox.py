@@ -667,8 +667,9 @@ class DeliveryWorker:
             lane.state, lane.not_before = "paced", max(self._buckets[p.key] for p in paces
                                                        if p.key in self._buckets)
             return "set aside"
-        ordered = not self._lane_stuck(head)
-        status, wait, waits = await self.outbox.take(self.platform, head, message, paces, now, ordered=ordered)
+        status, wait, waits = await self.outbox.take(self.platform, head, message, paces, now)
+        if status == "wait" and self._lane_stuck(head):
+            status, wait, waits = await self.outbox.take(self.platform, head, message, paces, now, ordered=False)
         if status == "ok":
             lane.state, lane.polls = "busy", 0
             task = asyncio.create_task(self._deliver(lane, group, message, paces))
