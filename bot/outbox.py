@@ -795,7 +795,7 @@ class DeliveryWorker:
             return
         if exc.waiting and age < WAIT_LIMIT:
             # Look again soon, then less often: a root held back by a 429 may take a minute.
-            delay = exc.after or max(1.0, min(60.0, age.total_seconds() / 4))
+            delay = exc.after or max(0.2, min(60.0, age.total_seconds() / 4))
             await self._later(entry, entry.attempts, exc.reason, delay, now)
             return
         DELIVERY_FAILURES.labels(self.platform, "retry").inc()

@@ -32,7 +32,6 @@ class Recorder:
     retry_after: float = 1.0
     latency: float = 0.0  # real seconds a delivery takes (to have many in flight)
     merges: list[list[str]] = field(default_factory=list)
-    can_merge: bool = False
 
     def pace(self, message: OutboxMessage) -> list[Pace]:
         address = message.address
@@ -242,7 +241,7 @@ async def test_a_page_committed_after_500_bulk_messages_is_delivered_among_the_f
 
 async def test_pages_to_one_person_due_together_are_merged_into_one_message(
         runtime: Runtime, clock: FakeClock) -> None:
-    transport = MergingRecorder(clock, can_merge=True)
+    transport = MergingRecorder(clock)
     await commit(runtime, *(page(n, "U0BEN", clock) for n in range(1042, 1047)))
     worker = runtime.worker(transport)
     assert await worker.drain() == 5
