@@ -65,8 +65,11 @@ def _workers(runtime: Runtime, adapters: Sequence[PlatformAdapter]):  # type: ig
             await adapter.start()
         yield
         stop.set()
+        # Workers finish in-flight deliveries (up to 10 s) and hand back the rest before the
+        # adapters close the connections those deliveries use.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=13)
         for adapter in adapters:
             with contextlib.suppress(Exception):
                 await adapter.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
     return ctx

@@ -308,8 +308,11 @@ class Outbox:
 
     async def retry_later(self, platform: str, entry: Entry, attempts: int, error: str, delay_s: float,
                           now_ms: int) -> None:
-        envelope = json.dumps({"m": entry.raw, "a": attempts, "e": error[:500], "l": entry.lane, "s": entry.seq,
-                               "p": entry.priority, "x": True if entry.replay else None, "r": random.random()})
+        fields: dict[str, Any] = {"m": entry.raw, "a": attempts, "e": error[:500], "l": entry.lane, "s": entry.seq,
+                                  "p": entry.priority, "r": random.random()}
+        if entry.replay:  # (absent otherwise: a JSON null would be true in Lua)
+            fields["x"] = 1
+        envelope = json.dumps(fields)
         await self.finish(platform, entry, "retry", now_ms + int(delay_s * 1000), envelope)
 
     async def skip(self, platform: str, entry: Entry) -> None:

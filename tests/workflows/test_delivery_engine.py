@@ -301,3 +301,33 @@ async def test_a_worker_killed_mid_burst_loses_nothing_and_repeats_at_most_its_i
         assert list(dict.fromkeys(order)) == by_lane(sent)[lane]  # still in order
     pending = await runtime.store.redis.xpending(runtime.store.keys.outbox("slack", 1), GROUP)
     assert pending["pending"] == 0
+
+
+# ---- backlog figures and retries -------------------------------------------------------------------
+
+
+async def test_pending_and_the_oldest_pending_age_count_every_priority_stream_and_the_retries(
+        runtime: Runtime, clock: FakeClock) -> None:
+    await commit(runtime, post(1, "C0L2", clock), page(1, "U0BEN", clock), post(2, "C0L2", clock, priority=2))
+    clock.advance(seconds=90)
+    assert await runtime.outbox.pending("slack") == 3
+    assert await runtime.outbox.oldest_pending_age_s("slack") == 90
+    transport = Recorder(clock, storm_until={"C0L2": clock.now().timestamp() + 60})
+    await runtime.worker(transport).drain()
+    assert await runtime.outbox.pending("slack") == 2  # the page went; C0L2's first post waits for a retry
+    assert await runtime.outbox.oldest_pending_age_s("slack") == 90
+    clock.advance(seconds=60)
+    await settle(runtime.worker(transport), runtime, clock)
+    assert await runtime.outbox.oldest_pending_age_s("slack") == 0
+
+
+async def test_a_retried_message_comes_back_in_its_lane_order_not_as_a_replay(
+        runtime: Runtime, clock: FakeClock) -> None:
+    transport = Recorder(clock, storm_until={"C0L2": clock.now().timestamp() + 1})
+    await commit(runtime, post(1, "C0L2", clock))
+    worker = runtime.worker(transport)
+    await worker.drain()
+    clock.advance(seconds=1)
+    await runtime.outbox.move_due("slack", int(clock.now().timestamp() * 1000))
+    [(_, data)] = await runtime.store.redis.xrange(runtime.store.keys.outbox("slack", 1))
+    assert data[b"l"] == b"channel:C0L2" and data[b"s"] == b"1" and b"x" not in data
