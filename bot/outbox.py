@@ -417,6 +417,7 @@ class DeliveryWorker:
         self._last_touch = time.monotonic()
         self._stop: asyncio.Event | None = None
         self.in_flight_peak = 0
+        self._started = False
         self.finished = 0  # entries finished so far (delivered, retried, dead-lettered, skipped)
 
     # ---- the API used by servers and tests ---------------------------------------------
@@ -424,7 +425,7 @@ class DeliveryWorker:
     async def run_once(self, *, block_ms: int | None = None, count: int | None = None) -> int:
         """Deliver what is due now (sleeping through pacing waits): retries that came due,
         orphans of dead workers, new messages. Returns how many entries were finished."""
-        await self.outbox.ensure_group(self.platform)
+        await self._start()
         await self._move_due(force=True)
         await self._claim_orphans(count or self.read_count)
         await self._read(count or self.read_count, block_ms)
@@ -450,7 +451,7 @@ class DeliveryWorker:
         """Deliver until `stop` is set; then finish in-flight deliveries (up to `shutdown_grace_s`)
         and hand back every entry still held, so another process takes it at once."""
         self._stop = stop = stop or asyncio.Event()
-        await self.outbox.ensure_group(self.platform)
+        await self._start()
         reader = asyncio.create_task(self._reader(stop), name=f"outbox-reader-{self.platform}")
         stopper = asyncio.create_task(stop.wait())
         try:
@@ -515,6 +516,23 @@ class DeliveryWorker:
         return total
 
     # ---- reading -------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        """Once per worker: the groups exist, and what this consumer name already holds (a
+        restart under the same name, another worker object) is taken up again."""
+        if self._started:
+            return
+        await self.outbox.ensure_group(self.platform)
+        for stream in self.streams:
+            start = "0"
+            while True:
+                rows: Any = await self.outbox.redis.xreadgroup(GROUP, self.consumer, {stream: start}, count=500)
+                entries = [(i, d) for _, batch in rows or [] for i, d in batch if d]
+                self._add(stream, entries)
+                if len(entries) < 500:
+                    break
+                start = _s(entries[-1][0])
+        self._started = True
 
     async def _reader(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

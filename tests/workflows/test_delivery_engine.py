@@ -274,7 +274,8 @@ async def test_a_stopping_worker_hands_back_what_it_holds_so_another_takes_it_at
     assert len(slow.delivered) == 1  # one went; the bucket holds the rest back for 1000 s
     other = Recorder(clock)
     other.pace = lambda message: []  # type: ignore[method-assign]
-    second = runtime.worker(other)  # the default 60 s claim idle time: only handed-back entries qualify
+    # Another process, with the default 60 s claim idle time: only handed-back entries qualify.
+    second = DeliveryWorker(runtime.outbox, other, consumer="another-process")
     await second.drain()
     assert len(other.delivered) == 19
 
