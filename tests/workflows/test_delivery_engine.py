@@ -288,12 +288,14 @@ async def test_a_worker_killed_mid_burst_loses_nothing_and_repeats_at_most_its_i
     await commit(runtime, *sent)
     killed = DeliveryWorker(runtime.outbox, transport, consumer="killed", max_in_flight=4)
     task = asyncio.create_task(killed.run_forever(asyncio.Event()))
-    while len(transport.delivered) < 30:
+    for _ in range(30_000):
+        if len(transport.delivered) >= 30:
+            break
         await asyncio.sleep(0.001)
     task.cancel()  # like kill -9: no hand-back, no acknowledgements for what was in flight
     await asyncio.gather(task, return_exceptions=True)
     survivor = DeliveryWorker(runtime.outbox, transport, consumer="survivor", claim_idle_ms=0)
-    await survivor.drain()
+    await asyncio.wait_for(survivor.drain(), 60)
     ids = transport.ids()
     assert set(ids) == {m.id for m in sent}  # 0 lost
     duplicates = len(ids) - len(set(ids))
