@@ -239,13 +239,16 @@ def outbox_purge(config_path: Path, platform: str, yes: bool) -> None:
 
     async def purge(runtime: Any) -> int:
         keys, redis = runtime.store.keys, runtime.store.redis
-        pipe = redis.pipeline(transaction=True)
-        pipe.xlen(keys.outbox(platform))
+        streams = keys.outboxes(platform)
+        pipe = redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xlen(stream)
         pipe.zcard(keys.outbox_delayed(platform))
-        pipe.xtrim(keys.outbox(platform), maxlen=0, approximate=False)  # keeps the delivery group
+        for stream in streams:
+            pipe.xtrim(stream, maxlen=0, approximate=False)  # keeps the delivery group
         pipe.delete(keys.outbox_delayed(platform))
-        length, delayed, *_ = await pipe.execute()
-        return int(length) + int(delayed)
+        counts = await pipe.execute()
+        return sum(int(n) for n in counts[:len(streams) + 1])
 
     click.echo(f"Dropped {_with_runtime(config_path, purge)} message(s) waiting for delivery on {platform}.")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -14,7 +13,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.platform import PlatformAdapter
-from bot.clock import to_ms
 from bot.commands import PlanDigests
 from bot.health import HTTP_IN_FLIGHT, OUTBOX_OLDEST_AGE, RedisState, run_guarded
 from bot.metrics import OUTBOX_PENDING
@@ -108,14 +106,9 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _outbox_figures(runtime: Runtime, platform: str) -> tuple[int, float]:
-    """Messages waiting, and the age in seconds of the oldest in the stream (its id is a ms timestamp)."""
+    """Messages waiting (every priority and the retries), and the age in seconds of the oldest."""
     backlog = await runtime.outbox.pending(platform)
-    first: Any = await runtime.redis.client.xrange(runtime.store.keys.outbox(platform), count=1)
-    age = 0.0
-    if first:
-        entry_id = first[0][0]
-        ms = int((entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)).split("-", 1)[0])
-        age = max(0.0, (to_ms(runtime.clock.now()) - ms) / 1000)
+    age = await runtime.outbox.oldest_pending_age_s(platform)
     OUTBOX_PENDING.labels(platform).set(backlog)
     OUTBOX_OLDEST_AGE.labels(platform).set(age)
     return backlog, age
@@ -147,17 +140,16 @@ def _workers(runtime: Runtime, adapters: Sequence[PlatformAdapter], grace_s: flo
             if transport is None:
                 log.warning("no credentials: messages wait in the outbox", platform=adapter.platform)
                 continue
-            worker = runtime.worker(transport)
+            # The worker finishes in-flight deliveries and hands back what it holds within the grace.
+            worker = runtime.worker(transport, health=state, shutdown_grace_s=max(1.0, grace_s - 2))
             name = f"delivery-{adapter.platform}"
-            tasks[name] = asyncio.create_task(
-                run_guarded(name, functools.partial(worker.run_once, block_ms=1000), stop, state), name=name)
+            tasks[name] = asyncio.create_task(worker.run_forever(stop), name=name)
             await adapter.start()
         if runtime.config.crisis.webhooks:  # crisis mode's status page webhooks
             from adapters.webhook import WebhookTransport
-            hooks = runtime.worker(WebhookTransport(runtime.config))
-            tasks["delivery-webhook"] = asyncio.create_task(
-                run_guarded("delivery-webhook", functools.partial(hooks.run_once, block_ms=1000), stop, state),
-                name="delivery-webhook")
+            hooks = runtime.worker(WebhookTransport(runtime.config), health=state,
+                                   shutdown_grace_s=max(1.0, grace_s - 2))
+            tasks["delivery-webhook"] = asyncio.create_task(hooks.run_forever(stop), name="delivery-webhook")
         yield
         await stop_background(stop, list(tasks.values()), adapters, grace_s=grace_s)
     return ctx
@@ -174,10 +166,11 @@ async def stop_background(stop: asyncio.Event, tasks: Sequence[asyncio.Task[None
         except Exception as exc:
             log.warning("adapter did not stop cleanly", platform=adapter.platform, error=type(exc).__name__)
 
-    adapters_stopped = asyncio.gather(*(stop_adapter(a) for a in adapters))
+    # Workers finish in-flight deliveries and hand back the rest before the adapters close the
+    # connections those deliveries use: at most grace_s, then at most 3 s for the adapters.
     _, late = await asyncio.wait(tasks, timeout=grace_s) if tasks else (set(), set())
-    await adapters_stopped
     for task in late:
         log.warning("background task still busy at shutdown; cancelled", task=task.get_name())
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*(stop_adapter(a) for a in adapters))

@@ -40,6 +40,7 @@ from bot.clock import Clock
 from bot.messages import Address, DirectRef, Notice, OutboxMessage, ThreadLink
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
+from bot.pacing import Pace
 from bot.store import Commit, Store
 
 log = structlog.get_logger("escalator.delivery")
@@ -77,8 +78,8 @@ class PlatformClient(Protocol):
 
     platform: str
 
-    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
-        """(key, seconds between messages) to pace on; see `bot.outbox.Transport.pace`."""
+    def pace(self, message: OutboxMessage) -> Sequence[Pace]:
+        """The token buckets a message draws from (channel, workspace, method); see `bot.pacing`."""
         ...
 
     async def post_root(self, channel: str, notice: Notice, links: Sequence[Link], *, message_id: str,
@@ -173,7 +174,7 @@ class Delivery:
         self.clock = clock
         self.platform = client.platform
 
-    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
+    def pace(self, message: OutboxMessage) -> Sequence[Pace]:
         return self.client.pace(message)
 
     async def deliver(self, message: OutboxMessage) -> str | None:

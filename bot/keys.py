@@ -3,6 +3,8 @@ and works on Redis Cluster too; no production path ever needs KEYS or SCAN."""
 
 from __future__ import annotations
 
+PRIORITIES = (0, 1, 2)  # outbox priorities: pages and case cards, replies and posts, bulk
+
 
 class Keys:
     def __init__(self, prefix: str = "escalator") -> None:
@@ -53,15 +55,16 @@ class Keys:
     def open_all(self) -> str:
         return f"{self.base}:idx:open:all"
 
-    def outbox(self, platform: str, priority: int = 1) -> str:
-        """The delivery stream of one platform and priority (0 urgent, 1 normal, 2 bulk)."""
+    def outbox(self, platform: str, priority: int) -> str:
+        """One stream per platform and priority (0 pages and cards, 1 replies, 2 bulk)."""
         return f"{self.base}:outbox:{platform}:{priority}"
 
-    def outbox_streams(self, platform: str) -> list[str]:
-        return [self.outbox(platform, p) for p in (0, 1, 2)]
+    def outboxes(self, platform: str) -> list[str]:
+        """The platform's streams, most urgent first."""
+        return [self.outbox(platform, priority) for priority in PRIORITIES]
 
     def lane(self, platform: str, lane: str) -> str:
-        """A delivery lane's `seq` (last assigned) and `done` (last finished): order within a thread."""
+        """Hash `seq` (last assigned) and `done` (highest finished) of one ordering lane."""
         return f"{self.base}:lane:{platform}:{lane}"
 
     def outbox_delayed(self, platform: str) -> str:

@@ -180,14 +180,33 @@ URGENT, NORMAL, BULK = 0, 1, 2  # delivery priorities: pages and cards, the rest
 
 
 class OutboxMessage(_Frozen):
-    """A Notice bound to one platform address; `id` makes delivery idempotent."""
+    """A Notice bound to one platform address; `id` makes delivery idempotent.
+
+    `lane` orders delivery: the messages of one lane go out in commit order (a thread, a DM, a
+    channel). `priority` picks the stream: 0 pages and case cards, 1 replies and posts, 2 bulk.
+    Both default from the address and the notice kind.
+    """
 
     id: str
     address: Address
     notice: Notice
     created_at: datetime
     lane: str = ""
-    priority: int = NORMAL
+    priority: int = Field(default=-1, ge=-1, le=2)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> OutboxMessage:
+        # Frozen model: fill the derived defaults in place, once, at validation.
+        if not self.lane:
+            self.__dict__["lane"] = default_lane(self.address)
+        if self.priority < 0:
+            self.__dict__["priority"] = URGENT if self.notice.kind in ("card", "page") else NORMAL
+        return self
+
+
+def default_lane(address: Address) -> str:
+    """The ordering lane of an address: its thread, else the DM, else the channel (and origin thread)."""
+    return address.lane
 
 
 # --- audiences: who a workflow means, before fan-out to platforms -----------------------

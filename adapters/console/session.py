@@ -152,7 +152,7 @@ class ConsoleSession:
 
     def _streams(self) -> list[str]:
         keys = self.runtime.store.keys
-        return [stream for platform in PLATFORMS for stream in keys.outbox_streams(platform)]
+        return [stream for platform in PLATFORMS for stream in keys.outboxes(platform)]
 
     async def _console_command(self, line: str) -> bool:
         verb, _, rest = line[1:].partition(" ")

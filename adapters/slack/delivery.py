@@ -38,6 +38,7 @@ from bot.delivery import Delivery, Link, MaybePosted, RootGone
 from bot.messages import DirectRef, Notice, OutboxMessage
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
+from bot.pacing import Pace
 from bot.store import Store
 
 log = structlog.get_logger("escalator.slack")
@@ -46,6 +47,9 @@ PLATFORM = "slack"
 PACE_SECONDS = 1.0  # chat.postMessage: about one message per second per channel
 CARD_EVENT = "escalator_card"  # the metadata event type on every thread root we post
 HISTORY_LIMIT = 100  # how far back find_root looks: a tier channel rarely gets 100 roots in a minute
+CHANNEL_BURST = 3  # ... with short bursts allowed
+WORKSPACE_BUDGET = (10.0, 20)  # chat.postMessage across the workspace: (per second, burst)
+TIER_3 = (50 / 60, 20)  # Web API Tier 3 methods (chat.update, conversations.open): 50+/min
 
 # Errors that no retry will fix: dead-letter at once, with the error in the entry.
 PERMANENT_ERRORS = frozenset({
@@ -65,7 +69,12 @@ def web_client(*, token: str, base_url: str, timeout: int = 10) -> AsyncWebClien
 
 
 def classify(exc: Exception) -> RetryLater | Undeliverable:
-    """What a failed Web API call means for delivery."""
+    """What a failed Web API call means for delivery.
+
+    A 429 is Slack asking us to wait: it holds the channel (chat.postMessage) or the method's
+    tier (chat.update, conversations.open, ...) for Retry-After, for every worker, and uses no
+    delivery attempt.
+    """
     if isinstance(exc, SlackApiError):
         response = exc.response
         status = getattr(response, "status_code", 0) or 0
@@ -73,7 +82,8 @@ def classify(exc: Exception) -> RetryLater | Undeliverable:
         error = data.get("error", "") if isinstance(data, dict) else ""
         if status == 429 or error == "ratelimited":
             headers = getattr(response, "headers", None) or {}
-            return RetryLater(f"rate limited ({error or status})", after=_retry_after(headers))
+            return RetryLater(f"rate limited ({error or status})", after=_retry_after(headers),
+                              rate_limited=True, scope=_limited_scope(response))
         if status >= 500:
             return RetryLater(f"Slack answered {status} {error}".strip())
         if error in PERMANENT_ERRORS:
@@ -82,6 +92,19 @@ def classify(exc: Exception) -> RetryLater | Undeliverable:
     if isinstance(exc, TimeoutError):
         return RetryLater("Slack did not answer in time")
     return RetryLater(f"cannot reach Slack: {type(exc).__name__}: {exc}")
+
+
+def _limited_scope(response: Any) -> str | None:
+    """The pace key a 429 holds: the channel for chat.postMessage (None: the message's own
+    channel), else the method's tier bucket."""
+    method = str(getattr(response, "api_url", "") or "").rstrip("/").rsplit("/", 1)[-1]
+    if not method or method == "chat.postMessage":
+        return None
+    return method_key(method)
+
+
+def method_key(method: str) -> str:
+    return "method:" + method
 
 
 def _retry_after(headers: Any) -> float:
@@ -111,14 +134,28 @@ class SlackClient:
         self.pace_s = pace_s
         self._asked_workspace = workspace_url is not None
 
-    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
-        """One slot per channel (or DM) per second, shared by every worker through Redis."""
-        address = message.address
-        if address.channel:
-            return "chat:" + address.channel, self.pace_s
-        if address.user:
-            return "chat:dm:" + address.user, self.pace_s
-        return None
+    def pace(self, message: OutboxMessage) -> list[Pace]:
+        """The buckets a message draws from, shared by every worker through Redis.
+
+        chat.postMessage: about 1/s per channel (or DM) with short bursts, within a workspace
+        budget. A card may be a chat.update of the root instead (Tier 3); a DM may first need a
+        conversations.open (Tier 3), which only its 429 holds, as most DMs skip it.
+        """
+        address, kind = message.address, message.notice.kind
+        if address.thread_key and address.channel:
+            channel = "chat:" + address.channel
+        elif address.user:
+            channel = "chat:dm:" + address.user
+        elif address.channel:
+            channel = "chat:" + address.channel
+        else:
+            return []
+        paces = [Pace(channel, 1.0 / self.pace_s, CHANNEL_BURST), Pace("workspace", *WORKSPACE_BUDGET)]
+        if kind == "card":
+            paces.append(Pace(method_key("chat.update"), *TIER_3))
+        elif channel.startswith("chat:dm:"):
+            paces.append(Pace(method_key("conversations.open"), 0))
+        return paces
 
     # ---- the thread root ------------------------------------------------------------------
 

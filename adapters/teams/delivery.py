@@ -46,11 +46,14 @@ from bot.delivery import resolve_links as core_resolve_links
 from bot.messages import DirectRef, Notice, OutboxMessage, ThreadLink
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
+from bot.pacing import Pace
 from bot.store import Store
 
 log = structlog.get_logger("escalator.teams")
 
-THREAD_GAP_S = 0.15  # Teams allows about 7 messages a second per thread
+THREAD_GAP_S = 1 / 7  # Teams allows about 7 messages a second per conversation (thread, chat)
+CONVERSATION_BURST = 7
+BOT_BUDGET = (50.0, 50)  # all conversations of the bot together: (per second, burst)
 REFS = "teams-conv"  # conversation references by conversation id
 USERS = "teams-user"  # a person's 1:1 conversation reference by Teams user id (and by Entra object id)
 TEAMS_IDS = "teams-id"  # Entra object id -> Teams user id (29:...), learnt from every activity
@@ -71,13 +74,19 @@ def is_teams_channel(conversation: str) -> bool:
 
 
 def classify(exc: BaseException, what: str) -> RetryLater | Undeliverable:
-    """What an error from the Bot Connector means for the outbox."""
+    """What an error from the Bot Connector means for the outbox.
+
+    A 429 holds the message's conversation (its first pace key) for Retry-After, for every
+    worker, and uses no attempt; 412 and 5xx back off (honouring Retry-After) and use attempts.
+    """
     if isinstance(exc, HttpOperationError) and exc.response is not None:
         status = int(exc.response.status_code)
         after = _retry_after(exc.response.headers.get("Retry-After"))
         detail = _error_code(exc)
         if status in PERMANENT:
             return Undeliverable(f"Teams refused {what}: HTTP {status} {detail}".strip())
+        if status == 429:
+            return RetryLater(f"Teams rate limited {what} {detail}".strip(), after=after, rate_limited=True)
         return RetryLater(f"Teams answered {status} to {what} {detail}".strip(), after=after)
     if isinstance(exc, ClientRequestError | asyncio.TimeoutError | OSError):
         return RetryLater(f"could not reach the Bot Connector for {what}: {type(exc).__name__}")
@@ -137,13 +146,16 @@ class TeamsClient:
         self.tenant_id = tenant_id
         self.gap_s = gap_s
 
-    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
-        """One pace per thread (or chat, or channel), shared by every worker through Redis."""
+    def pace(self, message: OutboxMessage) -> list[Pace]:
+        """Per conversation (thread, chat or channel) 7 messages a second, within the bot's
+        overall budget; shared by every worker through Redis."""
         address = message.address
         key = address.thread_key or address.user or address.channel
         if address.reply_to and address.channel:
             key = thread_conversation(address.channel, address.reply_to)
-        return (key, self.gap_s) if key else None
+        if not key:
+            return []
+        return [Pace(key, 1.0 / self.gap_s, CONVERSATION_BURST), Pace("bot", *BOT_BUDGET)]
 
     # ---- the thread root ----------------------------------------------------------------------
 

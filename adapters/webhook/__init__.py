@@ -16,6 +16,7 @@ import aiohttp
 from bot.config import Config
 from bot.messages import OutboxMessage
 from bot.outbox import RetryLater, Undeliverable
+from bot.pacing import Pace
 from bot.platforms import PlatformSpec, register
 
 SPEC = register(PlatformSpec(name="webhook", label="Status page webhook", links_back=False,
@@ -44,8 +45,9 @@ class WebhookTransport:
         self.secrets = {hook.url: hook.secret for hook in config.crisis.webhooks}
         self.session = session
 
-    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
-        return None
+    def pace(self, message: OutboxMessage) -> list[Pace]:
+        """One status page at a time per URL is plenty; a 429 holds that URL only."""
+        return [Pace(f"webhook:{message.address.channel or ''}", 5.0, 5)]
 
     async def deliver(self, message: OutboxMessage) -> str | None:
         url = message.address.channel or ""
@@ -68,6 +70,9 @@ class WebhookTransport:
                                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as resp:
             if 200 <= resp.status < 300:
                 return str(resp.status)
-            if resp.status == 429 or resp.status >= 500:
+            if resp.status == 429:  # the status page asks us to wait: no attempt is used up
+                raise RetryLater(f"webhook {url} answered 429", _retry_after(resp.headers.get("Retry-After")),
+                                 rate_limited=True)
+            if resp.status >= 500:
                 raise RetryLater(f"webhook {url} answered {resp.status}", _retry_after(resp.headers.get("Retry-After")))
             raise Undeliverable(f"webhook {url} refused the update: HTTP {resp.status}")

@@ -31,8 +31,8 @@ class RecordingTransport:
         if not held:
             self.release.set()
 
-    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
-        return None
+    def pace(self, message: OutboxMessage) -> list[Any]:
+        return []
 
     async def deliver(self, message: OutboxMessage) -> str | None:
         self.started.set()

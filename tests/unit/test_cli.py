@@ -69,19 +69,19 @@ def test_replaying_a_known_id_puts_it_back_on_the_outbox(ops: Any) -> None:
     client.xadd(keys.dead("teams"), {"m": "{}"}, id="5-0")
     result = escalator(env, "outbox", "replay", "--platform", "teams", "5-0")
     assert result.exit_code == 0 and "Replayed 1 message(s) on teams." in result.output
-    assert client.xlen(keys.outbox("teams")) == 1 and client.xlen(keys.dead("teams")) == 0
+    assert sum(client.xlen(s) for s in keys.outboxes("teams")) == 1 and client.xlen(keys.dead("teams")) == 0
 
 
 def waiting(client: redis.Redis, keys: Keys, platform: str) -> int:
-    return int(client.xlen(keys.outbox(platform))) + int(client.zcard(keys.outbox_delayed(platform)))
+    return sum(int(client.xlen(s)) for s in keys.outboxes(platform)) + int(client.zcard(keys.outbox_delayed(platform)))
 
 
 def fill(client: redis.Redis, keys: Keys) -> None:
     for platform in ("slack", "teams"):
-        client.xadd(keys.outbox(platform), {"m": "{}"})
-        client.xadd(keys.outbox(platform), {"m": "{}"})
+        client.xadd(keys.outbox(platform, 0), {"m": "{}"})
+        client.xadd(keys.outbox(platform, 1), {"m": "{}"})
         client.zadd(keys.outbox_delayed(platform), {f"retry-{platform}": 1})
-    client.xgroup_create(keys.outbox("slack"), "delivery", id="0")
+    client.xgroup_create(keys.outbox("slack", 1), "delivery", id="0")
 
 
 def test_purge_asks_first_and_drops_only_that_platforms_pending_messages(ops: Any) -> None:
@@ -94,7 +94,7 @@ def test_purge_asks_first_and_drops_only_that_platforms_pending_messages(ops: An
     assert purged.exit_code == 0, purged.output
     assert "Dropped 3 message(s) waiting for delivery on slack." in purged.output
     assert waiting(client, keys, "slack") == 0 and waiting(client, keys, "teams") == 3
-    groups = client.xinfo_groups(keys.outbox("slack"))
+    groups = client.xinfo_groups(keys.outbox("slack", 1))
     assert [g["name"] for g in groups] == [b"delivery"]  # a running worker keeps reading
 
 

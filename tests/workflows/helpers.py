@@ -26,7 +26,7 @@ async def posted(runtime: Runtime, platform: str = "slack") -> list[OutboxMessag
     numbers); lanes one after the other in the order they first appear.
     """
     entries: list[tuple[bytes, int, str, OutboxMessage]] = []
-    for stream in runtime.store.keys.outbox_streams(platform):
+    for stream in runtime.store.keys.outboxes(platform):
         rows: Any = await runtime.store.redis.xrange(stream)
         for entry_id, data in rows:
             message = OutboxMessage.model_validate_json(data[b"m"])

@@ -1,4 +1,6 @@
-"""The outbox: delivery, retry with backoff and Retry-After, dead letters, replay, reclaim, pacing."""
+"""The outbox: delivery, retry with backoff and Retry-After, dead letters, replay, reclaim, pacing.
+
+(The engine's new rules, lanes, priorities, holds and hand-back, are in test_delivery_engine.py.)"""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass, field
 from bot.clock import FakeClock
 from bot.messages import Address, Notice, OutboxMessage
 from bot.outbox import DeliveryWorker, RetryLater, Undeliverable
+from bot.pacing import Pace
 from bot.runtime import Runtime
 from bot.store import Commit
 
@@ -21,8 +24,8 @@ class RecordingTransport:
     calls: int = 0
     gap: float | None = None
 
-    def pace(self, message: OutboxMessage) -> tuple[str, float] | None:
-        return (f"chat:{message.address.channel}", self.gap) if self.gap else None
+    def pace(self, message: OutboxMessage) -> list[Pace]:
+        return [Pace(f"chat:{message.address.channel}", 1 / self.gap)] if self.gap else []
 
     async def deliver(self, message: OutboxMessage) -> str | None:
         self.calls += 1
@@ -82,7 +85,7 @@ async def test_a_failed_delivery_is_retried_with_backoff_then_succeeds(runtime: 
 
 async def test_retry_after_is_honoured_and_holds_the_channel_for_every_worker(
         runtime: Runtime, clock: FakeClock) -> None:
-    transport = RecordingTransport(fail=[RetryLater("429", after=30)], gap=1.0)
+    transport = RecordingTransport(fail=[RetryLater("429", after=30, rate_limited=True)], gap=1.0)
     sleeps = Sleeps(clock)
     await enqueue(runtime, message(1))
     worker = runtime.worker(transport, sleep=sleeps)
@@ -140,7 +143,7 @@ async def test_messages_of_a_killed_worker_are_claimed_by_another(runtime: Runti
     await enqueue(runtime, message(1), message(2))
     await runtime.outbox.ensure_group("slack")
     # A worker reads both messages and dies before delivering them (nothing acknowledged).
-    stream = runtime.store.keys.outbox("slack")
+    stream = runtime.store.keys.outbox("slack", 1)
     read = await runtime.store.redis.xreadgroup("delivery", "dead-worker", {stream: ">"}, count=10)
     assert len(read[0][1]) == 2
     survivor = RecordingTransport()

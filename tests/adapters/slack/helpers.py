@@ -10,13 +10,8 @@ from tests.fakes.slack_api import FakeSlackApi
 
 
 async def outbox_size(runtime: Runtime) -> int:
-    """Slack messages not yet delivered: in the outbox stream, or waiting for a retry.
-
-    (Counted directly: `Outbox.pending` relies on XINFO's `lag`, which older Redis lacks.)
-    """
-    keys = runtime.store.keys
-    return int(await runtime.store.redis.xlen(keys.outbox("slack"))) + int(
-        await runtime.store.redis.zcard(keys.outbox_delayed("slack")))
+    """Slack messages not yet delivered: in the outbox streams, or waiting for a retry."""
+    return await runtime.outbox.pending("slack")
 
 
 def roots(api: FakeSlackApi, channel: str) -> list[dict[str, Any]]:
@@ -78,3 +73,9 @@ def field_value(message: dict[str, Any], label: str) -> str | None:
             if head == f"*{label}*":
                 return str(value)
     return None
+
+
+def card_updates(api: FakeSlackApi) -> list[Any]:
+    """chat.update calls on channel messages (case cards), not on direct messages (a page amended
+    with its thread link once the thread exists)."""
+    return [c for c in api.calls_to("chat.update") if not str(c.args.get("channel", "")).startswith("D")]

@@ -17,7 +17,9 @@ from tests.fakes.slack_api import FakeSlackApi
 
 
 def dms_to(api: FakeSlackApi, user: str) -> list[str]:
-    return [c.dump() for c in api.calls_to("chat.postMessage") if c.args["channel"] == "D" + user[1:]]
+    """What the bot wrote to `user` by DM: posts, and updates of them (a page amended with its link)."""
+    return [c.dump() for c in api.calls_to("chat.postMessage") + api.calls_to("chat.update")
+            if c.args["channel"] == "D" + user[1:]]
 
 
 async def test_a_case_goes_from_escalate_to_resolved_in_slack(
@@ -26,6 +28,8 @@ async def test_a_case_goes_from_escalate_to_resolved_in_slack(
     # Alice escalates from the support channel.
     _, answer = await slack.command("/escalate", "L2 sev2 customer:globex checkout fails for EU cards")
     assert answer["response_type"] == "ephemeral" and "Paging Cleo Chen" in answer["text"]
+    await worker.drain()
+    clock.advance(seconds=1)  # the page went first; its link is added once the thread is posted
     await worker.drain()
     l2 = card(api, "C0L2")
     assert any("<@U0CLEO>" in m["text"] for m in replies(api, "C0L2", l2["ts"]))
