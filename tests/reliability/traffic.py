@@ -184,10 +184,16 @@ def posts(api: FakeSlackApi) -> Counter[str]:
                    for c in api.calls_to("chat.postMessage"))
 
 
-async def until(check: Any, what: str, limit_s: float = 60) -> None:
+async def until(check: Any, what: str, limit_s: float = 60, detail: Any = None) -> None:
+    """Wait (bounded) until `check()`; on giving up, say what `detail()` shows."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if check():
             return
         await asyncio.sleep(0.25)
-    raise AssertionError(f"never happened within {limit_s:.0f} s: {what}")
+    raise AssertionError(f"never happened within {limit_s:.0f} s: {what}" + (f": {detail()}" if detail else ""))
+
+
+def missing(api: FakeSlackApi, opened: set[str]) -> str:
+    return (f"no card for {sorted(opened - set(cards(api)))[:10]}, no page DM for {sorted(opened - set(pages(api)))[:10]}"
+            f"; {len(api.calls)} calls, last {[(c.method, c.status) for c in api.calls[-5:]]}")
