@@ -195,5 +195,6 @@ async def until(check: Any, what: str, limit_s: float = 60, detail: Any = None) 
 
 
 def missing(api: FakeSlackApi, opened: set[str]) -> str:
-    return (f"no card for {sorted(opened - set(cards(api)))[:10]}, no page DM for {sorted(opened - set(pages(api)))[:10]}"
+    return (f"no card for {sorted(opened - set(cards(api)))[:10]}, "
+            f"no page DM for {sorted(opened - set(pages(api)))[:10]}"
             f"; {len(api.calls)} calls, last {[(c.method, c.status) for c in api.calls[-5:]]}")
