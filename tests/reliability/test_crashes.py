@@ -8,7 +8,6 @@ so each test here takes about a minute.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from tests.fakes.slack_api import FakeSlackApi
 from tests.reliability.conftest import connect_to
 from tests.reliability.redis_servers import RedisProcess
 from tests.reliability.traffic import (
+    NEW_ENGINE,
     TIERS,
     Escalations,
     cards,
@@ -41,7 +41,6 @@ MAX_DUPLICATES = 2 * TIERS
 
 # The old delivery engine sends one message at a time (a paced channel holds up the rest), so the
 # full bursts take minutes there; they run at full size once the new engine (bot/pacing.py) is in.
-NEW_ENGINE = importlib.util.find_spec("bot.pacing") is not None
 BURST = 100 if NEW_ENGINE else 12
 BURST_THREE = 60 if NEW_ENGINE else 12
 

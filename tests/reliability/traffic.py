@@ -8,6 +8,7 @@ in seconds instead of minutes. Policies page at once and again `REPAGE_S` later 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 import subprocess
@@ -27,6 +28,8 @@ from tests.conftest import PROJECT_CONFIG
 from tests.fakes.slack_api import FakeSlackApi
 from tests.reliability.serve_process import start_serve, stop
 
+# The new delivery engine (bot/pacing.py): lanes without head-of-line blocking, 429s use no attempts.
+NEW_ENGINE = importlib.util.find_spec("bot.pacing") is not None
 SECRET = "reliability-signing-secret"
 TOKEN = "xoxb-reliability"
 TIERS = 20
@@ -60,7 +63,8 @@ def spread_config(folder: Path, *, repage: bool = True) -> Path:
 def serve_slack(data_dir: Path, config: Path, api: FakeSlackApi, redis_url: str,
                 **env: str) -> tuple[subprocess.Popen[str], int]:
     """`escalator serve` on Redis `redis_url` whose Slack is the fake `api` (blocking: run in a thread)."""
-    return start_serve(data_dir, "--config", str(config), REDIS_URL=redis_url, SLACK_BOT_TOKEN=TOKEN,
+    return start_serve(data_dir, "--config", str(config), log=data_dir.with_name(data_dir.name + ".log"),
+                       REDIS_URL=redis_url, SLACK_BOT_TOKEN=TOKEN,
                        SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=api.url, **env)
 
 
@@ -198,3 +202,11 @@ def missing(api: FakeSlackApi, opened: set[str]) -> str:
     return (f"no card for {sorted(opened - set(cards(api)))[:10]}, "
             f"no page DM for {sorted(opened - set(pages(api)))[:10]}"
             f"; {len(api.calls)} calls, last {[(c.method, c.status) for c in api.calls[-5:]]}")
+
+
+async def dead_letters(port: int) -> float:
+    """Messages this process moved to dead letters, from its /metrics."""
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("escalator_outbox_dead_letters_total{"))
