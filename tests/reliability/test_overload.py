@@ -87,3 +87,33 @@ async def test_a_burst_of_500_escalations_gets_cases_or_busy_answers_and_the_ret
         assert [a.case_id for a in replays] == [next(iter(by_trigger[t])) for t in triggers[:100]]
     finally:
         await stop_async(proc)
+
+
+async def test_a_teams_activity_past_the_in_flight_limit_gets_a_503_and_its_redelivery_is_answered(
+        throwaway_redis: RedisProcess, project_config: Config) -> None:
+    from adapters.teams.app import build_teams_adapter
+    from tests.adapters.teams.conftest import with_teams_service_url
+    from tests.adapters.teams.harness import payload
+    from tests.fakes.bot_connector import FakeBotConnector
+
+    handle, settings = connect_to(throwaway_redis.url, escalator_max_in_flight=1)  # local mode: loopback only
+    async with FakeBotConnector() as connector:
+        runtime = runtime_on(handle, with_teams_service_url(project_config, connector.url), settings)
+        adapter = build_teams_adapter(runtime)
+        activity = payload("message_personal")
+        activity.update(id="act-busy-1", serviceUrl=connector.url, text="help")
+        server = TestServer(build_web_app(runtime, [adapter], background=False), host="127.0.0.1")
+        await server.start_server()
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{server.port}/api/messages"
+            async with adapter.in_flight.slot() as held:
+                assert held
+                async with session.post(url, json=activity) as refused:
+                    assert refused.status == 503 and refused.headers["Retry-After"] == "1"
+                    assert "busy" in await refused.text()
+            assert connector.sent == [], "nothing ran while busy"
+            async with session.post(url, json=activity) as redelivered:
+                assert redelivered.status < 300, await redelivered.text()
+            assert connector.sent, "the redelivery was answered"
+        await server.close()
+    await runtime.close()
