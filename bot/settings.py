@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     escalator_config: Path = Path("escalator.yaml")
     escalator_prefix: str = "escalator"
     escalator_allow_unauthenticated_teams: bool = False
+    # Commands run at once per process; past it a request waits up to 2 s, then is answered "busy".
+    escalator_max_in_flight: int = Field(64, ge=1)
 
     # Redis connectivity: answer within Slack's 3 s even when Redis stalls, wait (not fail) when busy.
     redis_cluster: bool = Field(False, description="force the cluster client (else detected from the server)")

@@ -32,6 +32,7 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.inflight import BUSY_TEXT, InFlightLimit
 from adapters.limits import read_body, too_large
 from adapters.slack import ids, inbound, render
 from adapters.slack.delivery import SlackTransport, web_client
@@ -99,6 +100,7 @@ class SlackAdapter:
         self._transport: SlackTransport | None = None
         self._follow_ups: set[asyncio.Task[None]] = set()
         self._connecting: asyncio.Task[None] | None = None
+        self.in_flight = InFlightLimit(runtime.settings.escalator_max_in_flight)
         if token:
             client = AsyncWebClient(token=token, base_url=api_url, timeout=INTERACTIVE_TIMEOUT_S,
                                     retry_handlers=[])
@@ -185,8 +187,22 @@ class SlackAdapter:
             return web.json_response({"error": "the body is not a Slack request"}, status=400)
         if payload.get("type") == "app_rate_limited":
             return self._rate_limited(payload)
-        response = await self.bolt.async_dispatch(bolt_request)
+        async with self.in_flight.slot() as admitted:
+            if not admitted:
+                return self._busy(payload)
+            response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
+
+    @staticmethod
+    def _busy(payload: dict[str, Any]) -> web.Response:
+        """Too many requests in flight: nothing ran, so the retry (same trigger or event id) runs once.
+
+        A slash command gets its answer as an ephemeral reply; anything else a 503, which Slack
+        retries for events.
+        """
+        if payload.get("command"):
+            return web.json_response({"response_type": "ephemeral", "text": BUSY_TEXT})
+        return web.json_response({"error": BUSY_TEXT}, status=503, headers={"Retry-After": "1"})
 
     def _signed(self, body: str, request: web.Request) -> bool:
         """Slack's signature over the raw body and a numeric, fresh timestamp (slack_sdk checks both)."""

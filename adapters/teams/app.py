@@ -32,6 +32,7 @@ from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import AuthenticationConstants, BotFrameworkAuthentication, ClaimsIdentity
 from msrest.serialization import Model
 
+from adapters.inflight import BUSY_TEXT, InFlightLimit
 from adapters.limits import MAX_MESSAGE_CHARS, TOO_LONG, read_body, too_large
 from adapters.teams import inbound
 from adapters.teams.delivery import REFS, TEAMS_IDS, USERS, TeamsTransport, reference_json, resolve_links
@@ -376,6 +377,7 @@ class TeamsAdapter:
         self.delivery = delivery
         self.bot = EscalatorTeamsBot(runtime, tenant_id=_tenant(runtime))
         cloud.on_turn_error = self._on_turn_error
+        self.in_flight = InFlightLimit(runtime.settings.escalator_max_in_flight)
 
     def mount(self, app: web.Application) -> None:
         app.router.add_post("/api/messages", self.handle)
@@ -387,7 +389,10 @@ class TeamsAdapter:
                         remote=request.remote)
             return web.Response(status=401, text="Teams local mode accepts requests from this machine only; "
                                                  "set MICROSOFT_APP_ID (or ESCALATOR_ALLOW_UNAUTHENTICATED_TEAMS=1)")
-        return await self.cloud.process(request, self.bot)
+        async with self.in_flight.slot() as admitted:
+            if not admitted:  # nothing ran: the Bot Connector's retry runs it once
+                return web.json_response({"error": BUSY_TEXT}, status=503, headers={"Retry-After": "1"})
+            return await self.cloud.process(request, self.bot)
 
     def transport(self) -> Transport | None:
         return self.delivery

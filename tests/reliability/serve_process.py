@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import PROJECT_CONFIG
 from tests.reliability.redis_servers import free_port
@@ -30,11 +31,22 @@ def serve_command(port: int, *extra: str) -> list[str]:
             *extra]
 
 
-def start_serve(data_dir: Path, *extra: str, **env: str) -> tuple[subprocess.Popen[str], int]:
-    """Start serve on a free port and wait until /healthz answers; returns the process and port."""
+def start_serve(data_dir: Path, *extra: str, log: Path | None = None,
+                **env: str) -> tuple[subprocess.Popen[str], int]:
+    """Start serve on a free port and wait until /healthz answers; returns the process and port.
+
+    Its output is a pipe to read after it exits, or the file `log` for a long run: a full pipe
+    nobody reads would stop the process at its next log line.
+    """
     port = free_port()
+    output: Any = subprocess.PIPE
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        output = log.open("a")
     proc = subprocess.Popen(serve_command(port, *extra), env=serve_env(data_dir, **env), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=output, stderr=subprocess.STDOUT, text=True)
+    if log is not None:
+        output.close()  # the child has its own copy
     try:
         for _ in range(300):
             try:
@@ -42,7 +54,8 @@ def start_serve(data_dir: Path, *extra: str, **env: str) -> tuple[subprocess.Pop
                 return proc, port
             except (urllib.error.URLError, OSError):
                 if proc.poll() is not None:
-                    raise AssertionError(proc.stdout.read() if proc.stdout else "serve died") from None
+                    said = proc.stdout.read() if proc.stdout else log.read_text() if log else ""
+                    raise AssertionError(said or "serve died") from None
                 time.sleep(0.1)
         raise AssertionError("serve did not answer /healthz")
     except BaseException:
