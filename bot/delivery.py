@@ -37,7 +37,7 @@ from typing import NamedTuple, Protocol
 import structlog
 
 from bot.clock import Clock
-from bot.messages import Address, DirectRef, Notice, OutboxMessage, ThreadLink
+from bot.messages import NORMAL, Address, DirectRef, Notice, OutboxMessage, ThreadLink
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
 from bot.pacing import Pace
@@ -360,9 +360,12 @@ class Delivery:
         return sent.message_id
 
     async def _queue_amend(self, message: OutboxMessage, sent: DirectRef) -> None:
+        # Its own lane: an amend waits for a thread to be posted, and pages to the same person
+        # must never wait behind it.
         amend = OutboxMessage(id=f"{message.id}:amend", address=message.address,
                               notice=message.notice.model_copy(update={"kind": "amend", "amends": sent}),
-                              created_at=self.clock.now())
+                              created_at=self.clock.now(), lane=f"amend:{message.address.lane}",
+                              priority=NORMAL)
         # The dedupe key: a page delivered twice (a crash before its ack) queues one amend.
         await self.store.commit(Commit(messages=[amend]), dedupe_key=f"amend:{self.platform}:{message.id}")
         log.info("page sent without its thread link; amend queued", platform=self.platform,

@@ -479,9 +479,9 @@ class DeliveryWorker:
                     await self._housekeeping()
                     await self._dispatch()
                 except Exception as exc:  # keep delivering; the failure is logged and counted
-                    if "NOGROUP" in str(exc):  # Redis lost its data (no persistence): recreate the group
+                    if "NOGROUP" in str(exc):  # Redis lost its data (no persistence): start afresh
                         with contextlib.suppress(Exception):
-                            await self.outbox.ensure_group(self.platform)
+                            await self._after_data_loss()
                             continue
                     failures += 1
                     with contextlib.suppress(TimeoutError):
@@ -506,6 +506,17 @@ class DeliveryWorker:
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         await self.shutdown()
+
+    async def _after_data_loss(self) -> None:
+        """Redis came back empty (no persistence): what this worker held is gone from the streams,
+        and the lanes count from 1 again, so forget it all rather than mix old and new sequence numbers."""
+        if self._held or self._lanes:
+            log.warning("redis lost the outbox; dropping what this worker held", platform=self.platform,
+                        held=len(self._held))
+        self._held.clear()
+        self._lanes.clear()
+        self._buckets.clear()
+        await self.outbox.ensure_group(self.platform)
 
     def _loop_failed(self, exc: Exception, failures: int) -> float:
         """Log a loop failure and say how long to pause: a Redis outage is logged once per change."""
@@ -580,14 +591,20 @@ class DeliveryWorker:
             except Exception as exc:
                 if "NOGROUP" in str(exc):  # Redis lost its data (restarted without persistence)
                     with contextlib.suppress(Exception):
-                        await self.outbox.ensure_group(self.platform)
+                        await self._after_data_loss()
                         continue
                 failures += 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self._loop_failed(exc, failures))
                 continue
-            if failures and self.health is not None:
-                self.health.ok()
+            if failures:
+                # Redis is back: a read whose answer was lost in the outage left entries in this
+                # consumer's pending list that nobody holds; take them up now, not after the idle claim.
+                if self.health is not None:
+                    self.health.ok()
+                self._started = False
+                with contextlib.suppress(Exception):
+                    await self._start()
             failures = 0
 
     async def _read(self, count: int, block_ms: int | None) -> int:

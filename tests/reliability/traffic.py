@@ -166,13 +166,17 @@ def cards(api: FakeSlackApi) -> Counter[str]:
 
 
 def pages(api: FakeSlackApi) -> Counter[str]:
-    """DMs posted (ok) to the paged people (the fake opens D0P<i> for U0P<i>), counted by case id."""
+    """DMs posted (ok) to the paged people (the fake opens D0P<i> for U0P<i>), counted by case id.
+
+    Pages queued together for one person are merged into one DM ("Paged for ESC-1011, ESC-1012"):
+    every case a DM names counts, once per DM.
+    """
     posted: Counter[str] = Counter()
     for call in api.calls_to("chat.postMessage"):
         if str(call.args.get("channel", "")).startswith("D0P"):
-            found = CASE_ID.search(call.dump())
-            if found:
-                posted[found.group(1)] += 1
+            title = str(call.args.get("text", "")).split("\n", 1)[0]
+            for case_id in dict.fromkeys(m.group(1) for m in CASE_ID.finditer(title)):
+                posted[case_id] += 1
     return posted
 
 
