@@ -479,13 +479,7 @@ class DeliveryWorker:
                     await self._housekeeping()
                     await self._dispatch()
                 except Exception as exc:  # keep delivering; the failure is logged and counted
-                    if "NOGROUP" in str(exc):  # Redis lost its data (no persistence): start afresh
-                        with contextlib.suppress(Exception):
-                            await self._after_data_loss()
-                            continue
-                    failures += 1
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=self._loop_failed(exc, failures))
+                    failures = await self._recover(exc, failures, stop)
                     continue
                 if failures and self.health is not None:
                     self.health.ok()
@@ -506,6 +500,18 @@ class DeliveryWorker:
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         await self.shutdown()
+
+    async def _recover(self, exc: Exception, failures: int, stop: asyncio.Event) -> int:
+        """After a failed loop step: start afresh if Redis lost its data, else log and back off.
+        Returns the failures in a row so far."""
+        if "NOGROUP" in str(exc):  # Redis came back without its data (no persistence)
+            with contextlib.suppress(Exception):
+                await self._after_data_loss()
+                return failures
+        failures += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=self._loop_failed(exc, failures))
+        return failures
 
     async def _after_data_loss(self) -> None:
         """Redis came back empty (no persistence): what this worker held is gone from the streams,
@@ -589,13 +595,7 @@ class DeliveryWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if "NOGROUP" in str(exc):  # Redis lost its data (restarted without persistence)
-                    with contextlib.suppress(Exception):
-                        await self._after_data_loss()
-                        continue
-                failures += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self._loop_failed(exc, failures))
+                failures = await self._recover(exc, failures, stop)
                 continue
             if failures:
                 # Redis is back: a read whose answer was lost in the outage left entries in this
