@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.clock import FakeClock
 from bot.commands import Command
 from bot.messages import OutboxMessage, Reply
 from bot.model import Actor
@@ -48,3 +49,15 @@ async def pages_to(runtime: Runtime, user: str, platform: str = "slack") -> list
 async def thread_titles(runtime: Runtime, case_id: str, tier: str, platform: str = "slack") -> list[str]:
     return [m.notice.title for m in await posted(runtime, platform)
             if m.address.thread_case == case_id and m.address.thread_tier == tier]
+
+
+class Sleeps:
+    """A worker's sleep that records how long it would have waited and moves the fake clock instead."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.clock.advance(seconds=seconds)

@@ -18,6 +18,7 @@ from bot.outbox import GROUP, DeliveryWorker, Outbox, RetryLater, Undeliverable
 from bot.pacing import Pace
 from bot.runtime import Runtime
 from bot.store import Commit
+from tests.workflows.helpers import Sleeps
 
 
 @dataclass
@@ -60,16 +61,6 @@ class MergingRecorder(Recorder):
         return messages[0].model_copy(update={"id": "merged-" + messages[0].id,
                                               "notice": messages[0].notice.model_copy(
                                                   update={"title": f"Paged for {ids}"})})
-
-
-class Sleeps:
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.clock.advance(seconds=seconds)
 
 
 def post(n: int, channel: str, clock: Clock, *, kind: str = "post", priority: int = -1) -> OutboxMessage:

@@ -12,6 +12,7 @@ from bot.outbox import DeliveryWorker, RetryLater, Undeliverable
 from bot.pacing import Pace
 from bot.runtime import Runtime
 from bot.store import Commit
+from tests.workflows.helpers import Sleeps
 
 
 @dataclass
@@ -33,16 +34,6 @@ class RecordingTransport:
             raise self.fail.pop(0)
         self.delivered.append(message)
         return f"ts-{len(self.delivered)}"
-
-
-class Sleeps:
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.clock.advance(seconds=seconds)
 
 
 def message(n: int, channel: str = "C0L1") -> OutboxMessage:
