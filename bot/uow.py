@@ -79,7 +79,7 @@ class UnitOfWork:
             raise NotFound(not_found_text(cls, record_id))
         if isinstance(record, Case):
             check_access(record, self.actor, self.config)
-        self.tracked[key] = Tracked(record, raw_json(record), record.version)
+        self.tracked[key] = Tracked(record, record.model_dump_json(), record.version)
         return record
 
     async def case(self, case_id: str) -> Case:
@@ -138,10 +138,6 @@ class UnitOfWork:
     def quiet(self) -> bool:
         """Nothing to say, log, schedule or count (records may still have changed: see `changed`)."""
         return not (self.timeline or self.notices or self.timers or self.cancel_timers or self.counters)
-
-
-def raw_json(record: Record) -> str:
-    return record.model_dump_json()
 
 
 def not_found_text(cls: type[Record], record_id: str) -> str:
