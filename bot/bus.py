@@ -67,14 +67,20 @@ class Context:
     def unit(self) -> UnitOfWork:
         return UnitOfWork(store=self.store, config=self.config, now=self.clock.now(), actor=CURRENT_ACTOR.get())
 
-    async def run(self, work: Work, *, key: str | None = None) -> Reply:
-        """Run `work` in a unit of work and commit it; start over if a record moved on meanwhile."""
-        for _ in range(MAX_RETRIES):
-            if key and (done := await self.store.dedupe_result(key)) is not None:
+    async def run(self, work: Work, *, key: str | None = None, checked: bool = False) -> Reply:
+        """Run `work` in a unit of work and commit it; start over if a record moved on meanwhile.
+
+        `checked`: the caller has just looked `key` up itself (opening a case does, in its first
+        round trip), so the first attempt skips that read; the commit checks the key atomically anyway.
+        """
+        for attempt in range(MAX_RETRIES):
+            if key and not (checked and attempt == 0) and (done := await self.store.dedupe_result(key)) is not None:
                 return Reply(text=done or "Already done.")
             uow = self.unit()
             reply = await work(uow)
             await self.handle_events(uow)
+            if uow.answers:
+                reply = reply.model_copy(update={"text": " ".join([reply.text, *uow.answers])})
             changed = uow.changed()
             if not changed and uow.quiet():
                 return reply

@@ -54,6 +54,7 @@ class Incident(Record):
     """An outage. `cases` are the linked case ids; `told` when each affected customer first heard."""
 
     kind: ClassVar[str] = "incident"
+    revised: ClassVar[bool] = True  # every opening case checks the active incidents (crisis.active_ids)
     title: str
     severity: Severity = Severity.SEV2
     component: str | None = None

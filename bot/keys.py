@@ -39,6 +39,11 @@ class Keys:
         return f"{self.base}:idx:{kind}:{name}:{value}"
 
     @property
+    def revisions(self) -> str:
+        """Hash: record kind -> how many commits wrote a record of that kind (kinds marked `revised`)."""
+        return f"{self.base}:revisions"
+
+    @property
     def case_seq(self) -> str:
         return f"{self.base}:seq:case"
 

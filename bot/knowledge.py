@@ -20,6 +20,7 @@ class KbArticle(Record):
     """`KB-n`: issue (the title), environment, resolution, cause, skills and related cases."""
 
     kind: ClassVar[str] = "kb"
+    revised: ClassVar[bool] = True  # every opening case searches the published articles (knowledge.suggest)
     issue: str
     environment: str = ""
     resolution: str

@@ -145,6 +145,9 @@ class Record(Model):
     """A versioned record the store commits atomically; `kind` names its keys and its thread names."""
 
     kind: ClassVar[str] = "record"
+    # A kind whose records few commands read but many cache (active incidents, the knowledge base):
+    # every commit that writes one bumps the kind's revision, so a process-local cache knows when to reload.
+    revised: ClassVar[bool] = False
     id: str
     version: int = 0
     created_at: datetime

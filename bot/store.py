@@ -120,6 +120,18 @@ class Commit:
     counters: Sequence[Counter] = ()
 
 
+@dataclass(frozen=True)
+class Opening:
+    """What `begin_case` read: an earlier answer to the same request, the new id, the revisions."""
+
+    done: str | None
+    case_id: str
+    revisions: dict[str, str]
+
+    def revision(self, kind: str) -> str:
+        return self.revisions.get(kind, "0")
+
+
 class Store:
     """Case state on Redis. Build one per process with `Store(redis, prefix=...)`."""
 
@@ -152,13 +164,21 @@ class Store:
         members = await (self.redis.sinter(keys) if keys else self.redis.smembers(self.keys.open_all))
         return sorted((m.decode() if isinstance(m, bytes) else m) for m in members)
 
-    async def begin_case(self, key: str | None) -> tuple[str | None, str]:
-        """In one round trip: what an earlier request with `key` answered (if any), and a new id."""
+    async def begin_case(self, key: str | None) -> Opening:
+        """In one round trip: what an earlier request with `key` answered (if any), a new id, and the
+        revisions, so what the new case is checked against (incidents, articles) comes from cache."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(self.keys.dedupe(key) if key else self.keys.dedupe("-"))
         pipe.incr(self.keys.case_seq)
-        done, number = await pipe.execute()
-        return (_text(done) if done is not None and key else None), f"ESC-{1000 + int(number)}"
+        pipe.hgetall(self.keys.revisions)
+        done, number, revisions = await pipe.execute()
+        return Opening(done=_text(done) if done is not None and key else None, case_id=f"ESC-{1000 + int(number)}",
+                       revisions={_text(k): _text(v) for k, v in revisions.items()})
+
+    async def revision(self, kind: str) -> str:
+        """How many commits wrote a `revised` record of `kind` ("0" if none)."""
+        raw = await self.redis.hget(self.keys.revisions, kind)
+        return _text(raw) if raw is not None else "0"
 
     async def dedupe_result(self, key: str) -> str | None:
         raw = await self.redis.get(self.keys.dedupe(key))
@@ -240,6 +260,8 @@ class Store:
             key = k.record(record.kind, record.id)
             checks[key] = write.expected
             ops.append(["HSET", key, "v", str(record.version), "d", record.model_dump_json()])
+            if record.revised:
+                ops.append(["HINCRBY", k.revisions, record.kind, "1"])
             ops += self._index_ops(write.previous, record)
         for record, entry in commit.timeline:
             ops.append(["RPUSH", k.timeline(record.id, record.kind), entry.model_dump_json()])

@@ -64,6 +64,10 @@ class UnitOfWork:
     cancel_timers: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     counters: list[Counter] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+    # Revisions of the `revised` record kinds, when the command read them in its first round trip
+    # (opening a case does): caches of those kinds are checked against them instead of asking Redis.
+    revisions: dict[str, str] | None = None
 
     # ---- records ---------------------------------------------------------------------------
 
@@ -116,6 +120,10 @@ class UnitOfWork:
     def follow_up(self, timer_id: str, command: Command) -> None:
         """Run `command` right after this commit, once, as its own step (a timer due now)."""
         self.schedule(Timer(timer_id, self.now, command))
+
+    def answer(self, line: str) -> None:
+        """A sentence for the caller's reply, added by whoever learned it (an event handler, say)."""
+        self.answers.append(line)
 
     def emit(self, event: Event) -> None:
         """A domain event: its handlers run before the commit and land in the same transaction."""

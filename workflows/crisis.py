@@ -147,10 +147,22 @@ async def read_cases(store: Store, ids: list[str]) -> list[Case]:
     return [Case.model_validate_json(raw) for raw in raws if raw]
 
 
-async def active_ids(store: Store) -> list[str]:
+# store prefix -> (incident revision, active incident ids): every opening case asks, incidents rarely change.
+_ACTIVE: dict[str, tuple[str, list[str]]] = {}
+
+
+async def active_ids(store: Store, revision: str | None = None) -> list[str]:
+    """The active incidents; from this process's cache when `revision` (of incidents, read by the
+    caller in its first round trip) says nothing about incidents changed since it was filled."""
+    cached = _ACTIVE.get(store.keys.prefix)
+    if revision is not None and cached is not None and cached[0] == revision:
+        return cached[1]
     members = await store.redis.smembers(store.keys.index("incident", "active", ""))
-    return sorted((m.decode() if isinstance(m, bytes) else str(m) for m in members),
-                  key=lambda i: int(i.split("-")[1]))
+    ids = sorted((m.decode() if isinstance(m, bytes) else str(m) for m in members),
+                 key=lambda i: int(i.split("-")[1]))
+    if revision is not None:  # read after the revision: at least as new as it, never older
+        _ACTIVE[store.keys.prefix] = (revision, ids)
+    return ids
 
 
 def matches(inc: Incident, case: Case) -> bool:
@@ -743,12 +755,14 @@ async def link_new_case(event: Event, uow: UnitOfWork) -> None:
     case = await uow.case(event.case_id)
     if case.incident is not None:
         return
-    for incident_id in await active_ids(uow.store):
+    revision = uow.revisions.get(Incident.kind, "0") if uow.revisions is not None else None
+    for incident_id in await active_ids(uow.store, revision):
         inc = await uow.get(Incident, incident_id)
         if not inc.active or not matches(inc, case):
             continue
         link_case(inc, case, uow)
         note(inc, uow, "Escalator", "linked automatically", case.id)
+        uow.answer(f"Linked to {inc.id}, an ongoing incident; customers are being updated.")
         if case.customer and case.customer not in inc.told:
             last = inc.updates[-1] if inc.updates else None
             tell_customers(inc, uow, [case.customer], last.status if last else inc.status,

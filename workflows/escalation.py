@@ -17,6 +17,7 @@ from bot.config import Config
 from bot.durations import format_duration
 from bot.errors import InvalidTransition, UserError
 from bot.events import CaseDeescalated, CaseEscalated, CaseOpened, Event
+from bot.knowledge import KbArticle
 from bot.messages import ChannelPost, Notice, Reply
 from bot.metrics import CASES_OPENED
 from bot.model import SYSTEM, Actor, Case, CaseStatus, Severity, TierVisit, VendorInfo
@@ -71,12 +72,14 @@ async def open_case(cmd: OpenCase, ctx: Context) -> Reply:
         raise UserError(f"{tier_label(config, tier_id)} has no channel to post in; escalate to a staffed tier "
                         f"({', '.join(t.id for t in config.tiers if t.channels.items())}).")
     private = decision.private or is_sensitive(category, config)
-    done, case_id = await ctx.store.begin_case(cmd.key)  # a duplicate wastes an id: harmless
-    if done is not None:
-        return Reply(text=done)
+    opening = await ctx.store.begin_case(cmd.key)  # a duplicate wastes an id: harmless
+    if opening.done is not None:
+        return Reply(text=opening.done)
+    case_id = opening.case_id
 
     async def work(uow: UnitOfWork) -> Reply:
         now = uow.now
+        uow.revisions = opening.revisions
         case = Case(id=case_id, title=cmd.title, customer=cmd.customer, category=category,
                     severity=cmd.severity or Severity.SEV3, tier=tier_id, private=private, swarm=decision.swarm,
                     notify_csm=decision.notify_csm, rule=decision.rule, origin=cmd.origin, opened_by=cmd.actor,
@@ -102,15 +105,12 @@ async def open_case(cmd: OpenCase, ctx: Context) -> Reply:
                 f"the case thread is being posted in {where}.{paged_text}")
         return Reply(text=text, case_id=case.id, links=[link(case)])
 
-    reply_ = await ctx.run(work, key=cmd.key)
+    reply_ = await ctx.run(work, key=cmd.key, checked=True)
     if reply_.case_id == case_id and reply_.links:
         CASES_OPENED.labels(tier_id).inc()
-        if found := await knowledge.suggest(ctx.store, cmd.title):  # the knowledge base closes the loop
+        # The knowledge base closes the loop (its index is cached; the revision came with the id).
+        if found := await knowledge.suggest(ctx.store, cmd.title, revision=opening.revision(KbArticle.kind)):
             reply_ = reply_.model_copy(update={"text": "\n".join([reply_.text, *found])})
-        opened = await ctx.store.get_case(case_id)
-        if opened is not None and opened.incident:  # crisis mode linked it as it opened
-            reply_ = reply_.model_copy(update={"text": f"{reply_.text} Linked to {opened.incident}, an ongoing "
-                                                       "incident; customers are being updated."})
     return reply_
 
 

@@ -25,16 +25,11 @@ from bot.uow import UnitOfWork
 from workflows.kb_search import KbIndex, suggestion_line
 
 _INDEXES: dict[str, tuple[dict[str, int], KbIndex]] = {}  # store prefix -> (id -> version, index)
-_SEEN_REVISION: dict[str, str | None] = {}  # store prefix -> the review revision the index reflects
+_SEEN_REVISION: dict[str, str] = {}  # store prefix -> the `kb` revision the index reflects
 
 
 def seq_key(store: Store) -> str:
     return f"{store.keys.base}:seq:kb"
-
-
-def revision_key(store: Store) -> str:
-    """Counter bumped after every publish, edit and rejection: an unchanged one means nothing to reload."""
-    return f"{store.keys.base}:kb:revision"
 
 
 def suggestions_key(store: Store) -> str:
@@ -50,11 +45,11 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def published_index(store: Store) -> KbIndex:
-    """This process's index of published articles, updated from the store if anything changed."""
+async def published_index(store: Store, revision: str | None = None) -> KbIndex:
+    """This process's index of published articles, updated from the store if any article changed
+    since (every commit writing an article bumps the `kb` revision; an opening case brings it along)."""
     versions, index = _INDEXES.setdefault(store.keys.prefix, ({}, KbIndex()))
-    revision = await store.redis.get(revision_key(store))
-    seen = _text(revision) if revision is not None else None
+    seen = revision if revision is not None else await store.revision(KbArticle.kind)
     if store.keys.prefix in _SEEN_REVISION and _SEEN_REVISION[store.keys.prefix] == seen:
         return index
     _SEEN_REVISION[store.keys.prefix] = seen
@@ -75,9 +70,9 @@ async def published_index(store: Store) -> KbIndex:
     return index
 
 
-async def suggest(store: Store, text: str) -> list[str]:
+async def suggest(store: Store, text: str, *, revision: str | None = None) -> list[str]:
     """"KB-7 may solve this: ..." for the best published article matching `text` (counted), or []."""
-    index = await published_index(store)
+    index = await published_index(store, revision)
     if not len(index):
         return []
     hits = index.search(text, k=1)
@@ -194,9 +189,7 @@ async def _review(cmd: PublishKb | EditKb | RejectKb, ctx: Context, change: Any)
                     InThread(thread=swarm_thread(article.related[0]), channels=channels, private=article.private))
         return Reply(text=f"{article.id} {text}.")
 
-    reply = await ctx.run(work, key=cmd.key)
-    await ctx.store.redis.incr(revision_key(ctx.store))  # every process reloads what changed, once
-    return reply
+    return await ctx.run(work, key=cmd.key)  # the commit bumps the `kb` revision: every process reloads
 
 
 async def publish_kb(cmd: PublishKb, ctx: Context) -> Reply:
