@@ -61,6 +61,8 @@ def serve(config_path: Path, host: str, port: int) -> None:
     SIGTERM or Ctrl-C stops taking requests, gives background work up to 10 s, and exits within 15 s.
     """
     from adapters import logs
+    from adapters.slack.env import SlackEnv
+    from adapters.teams.env import TeamsEnv
     from adapters.web import build_web_app
     from bot.redis_server import RedisUnavailable, connect
     from bot.runtime import build_runtime
@@ -79,8 +81,8 @@ def serve(config_path: Path, host: str, port: int) -> None:
     runtime = build_runtime(config=config, settings=settings, handlers=HANDLERS, redis=redis)
     app = build_web_app(runtime, _platform_adapters(runtime))
     banner = (f"Escalator serving on http://{host}:{port} (redis: {runtime.redis.where}); "
-              f"Slack {'on' if settings.slack_enabled else 'off (no SLACK_BOT_TOKEN)'}, "
-              f"Teams {'on' if settings.microsoft_app_id else 'local/emulator mode (no MICROSOFT_APP_ID)'}.")
+              f"Slack {'on' if settings.platform(SlackEnv).enabled else 'off (no SLACK_BOT_TOKEN)'}, "
+              f"Teams {'on' if settings.platform(TeamsEnv).id else 'local/emulator mode (no MICROSOFT_APP_ID)'}.")
     sys.exit(asyncio.run(_serve_until_stopped(app, runtime, sock, banner)))
 
 

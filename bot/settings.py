@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+    """The core's settings. Each platform's adapter reads its own (`platform(SlackEnv)`), so the core
+    names no platform; settings passed here by their environment name (`Settings(slack_bot_token=...)`,
+    as tests and benchmarks do) reach that platform's model too."""
 
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
-    microsoft_app_id: str = ""
-    microsoft_app_password: SecretStr = SecretStr("")
-    microsoft_app_tenant_id: str = ""
-    microsoft_app_type: str = Field("", description="SingleTenant or MultiTenant; derived if empty")
+    model_config = SettingsConfigDict(env_prefix="", extra="allow", case_sensitive=False)
+
     redis_url: str | None = None
     escalator_data_dir: Path = Path(".escalator")
     escalator_config: Path = Path("escalator.yaml")
     escalator_prefix: str = "escalator"
-    escalator_allow_unauthenticated_teams: bool = False
     # Commands run at once per process; past it a request waits up to 2 s, then is answered "busy".
     escalator_max_in_flight: int = Field(64, ge=1)
 
@@ -41,12 +39,12 @@ class Settings(BaseSettings):
     escalator_ready_max_backlog: int = 1000
     escalator_ready_max_age_s: float = 600.0
 
-    @property
-    def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None and bool(self.slack_bot_token.get_secret_value())
-
-    @property
-    def teams_app_type(self) -> str:
-        if self.microsoft_app_type:
-            return self.microsoft_app_type
-        return "SingleTenant" if self.microsoft_app_tenant_id else "MultiTenant"
+    def platform(self, model: type[S]) -> S:
+        """A platform's settings: its model reads its environment variables; values given to this
+        object under their environment names (`<env_prefix><field>`, or a field's alias) win."""
+        prefix = str(model.model_config.get("env_prefix") or "").lower()
+        given = {}
+        for name, value in (self.model_extra or {}).items():
+            name = name.lower()
+            given[name[len(prefix):] if prefix and name.startswith(prefix) else name] = value
+        return model(**given)

@@ -36,6 +36,7 @@ from adapters.inflight import BUSY_TEXT, InFlightLimit
 from adapters.limits import read_body, too_large
 from adapters.slack import ids, inbound, render
 from adapters.slack.delivery import SlackTransport, web_client
+from adapters.slack.env import SlackEnv
 from bot.commands import Command, OpenCase
 from bot.messages import Address, Notice, OutboxMessage, Reply, ThreadLink
 from bot.runtime import Runtime
@@ -395,10 +396,9 @@ def build_slack_adapter(runtime: Runtime) -> SlackAdapter:
     Without SLACK_BOT_TOKEN it still mounts `/slack/events` (answering 503) and has no
     transport, so the bot runs without Slack and Slack messages wait in the outbox.
     """
-    settings = runtime.settings
-    adapter = SlackAdapter(runtime, token=_secret(settings.slack_bot_token),
-                           signing_secret=_secret(settings.slack_signing_secret),
-                           app_token=_secret(settings.slack_app_token), api_url=settings.slack_api_url)
+    env = runtime.settings.platform(SlackEnv)
+    adapter = SlackAdapter(runtime, token=_secret(env.bot_token), signing_secret=_secret(env.signing_secret),
+                           app_token=_secret(env.app_token), api_url=env.api_url)
     if adapter.bolt is not None and not adapter.signing_secret and not adapter.app_token:
         log.warning("SLACK_SIGNING_SECRET is not set: /slack/events refuses every request")
     return adapter

@@ -36,6 +36,7 @@ from adapters.inflight import BUSY_TEXT, InFlightLimit
 from adapters.limits import MAX_MESSAGE_CHARS, TOO_LONG, read_body, too_large
 from adapters.teams import inbound
 from adapters.teams.delivery import REFS, TEAMS_IDS, USERS, TeamsTransport, reference_json, resolve_links
+from adapters.teams.env import TeamsEnv
 from adapters.teams.render import (
     ADAPTIVE_CARD,
     CARD_ACTION,
@@ -416,14 +417,13 @@ class TeamsAdapter:
 
 def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:
     """The Teams adapter from MICROSOFT_APP_* settings; an empty app id is local/emulator mode."""
-    settings = runtime.settings
-    app_id = settings.microsoft_app_id.strip()
+    env = runtime.settings.platform(TeamsEnv)
+    app_id = env.id.strip()
     try:
         auth = ConfigurationBotFrameworkAuthentication(AuthConfig(
-            app_id, settings.microsoft_app_password.get_secret_value(), settings.microsoft_app_tenant_id.strip(),
-            settings.teams_app_type))
+            app_id, env.password.get_secret_value(), env.tenant_id.strip(), env.app_type))
     except Exception as exc:  # botbuilder names its own config keys; say which variable to set
-        raise ValueError(f"Teams credentials are incomplete for a {settings.teams_app_type} bot: set "
+        raise ValueError(f"Teams credentials are incomplete for a {env.app_type} bot: set "
                          "MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD and (single tenant) MICROSOFT_APP_TENANT_ID "
                          f"({exc})") from exc
     teams = runtime.config.platform_settings("teams")
@@ -438,13 +438,13 @@ def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:
                                   tenant_id=tenant)
     elif service_url:
         log.warning("MICROSOFT_APP_ID is empty: Teams messages wait in the outbox", platform="teams")
-    loopback_only = not app_id and not settings.escalator_allow_unauthenticated_teams
+    loopback_only = not app_id and not env.allow_unauthenticated
     return TeamsAdapter(runtime, cloud=cloud, connectors=connectors, delivery=delivery, loopback_only=loopback_only)
 
 
 def _tenant(runtime: Runtime) -> str | None:
     teams = runtime.config.platform_settings("teams")
-    return (teams.tenant_id if teams else None) or runtime.settings.microsoft_app_tenant_id.strip() or None
+    return (teams.tenant_id if teams else None) or runtime.settings.platform(TeamsEnv).tenant_id.strip() or None
 
 
 def _vouched_for(turn_context: TurnContext) -> bool:
