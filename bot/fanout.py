@@ -102,7 +102,7 @@ def _scrubbed(notice: Notice) -> tuple[Notice, list[str]]:
     for f in notice.fields:
         value, k = scrub(f.value)
         kinds.update(k)
-        fields.append(CardField(label=f.label, value=value))
+        fields.append(CardField(label=f.label, value=value) if k else f)
     if not kinds:
         return notice, []
     return notice.model_copy(update={"title": title, "text": text, "fields": fields}), sorted(kinds)
