@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     E = TypeVar("E", bound=TimelineEntry)
 
 SEP = "\x1f"  # ASCII unit separator, between the fields of a timeline entry
+_SEP_BYTES = SEP.encode()
 
 # Field name -> stored key. Names are shared across models (`tier` is `ti` wherever it appears).
 SHORT: dict[str, str] = {
@@ -100,10 +101,14 @@ def encode_entry(entry: TimelineEntry) -> str:
 
 def decode_entry(cls: type[E], raw: str | bytes) -> E:
     """A timeline entry in any stored form (separated fields, or the JSON object written before)."""
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    if text[:1] == "{":
-        return cls.model_validate_json(text)
-    row = text.split(SEP)
+    if isinstance(raw, bytes):  # as Redis returns it: pydantic takes the UTF-8 fields as they are
+        if raw.startswith(b"{"):
+            return cls.model_validate_json(raw)
+        row: list[str] | list[bytes] = raw.split(_SEP_BYTES)
+    else:
+        if raw.startswith("{"):
+            return cls.model_validate_json(raw)
+        row = raw.split(SEP)
     data = {"at": row[0], "actor": row[1], "action": row[2]}
     if len(row) > 3:
         data["detail"] = row[3]
