@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.codec import short_name
 from bot.errors import InvalidTransition
 
 Platform = str  # a registered platform name (bot.platforms), e.g. the key people use in the config
@@ -36,9 +37,11 @@ class CaseStatus(StrEnum):
 
 
 class Model(BaseModel):
-    """Base for persisted state: strict about unknown keys so typos never pass silently."""
+    """Base for persisted state: strict about unknown keys so typos never pass silently. Stored in
+    bot.codec's compact form (short keys, epoch-second times); the long field names read too."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", alias_generator=short_name, validate_by_name=True,
+                              validate_by_alias=True, ser_json_temporal="seconds")
 
 
 class Actor(Model):

@@ -19,6 +19,7 @@ from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from bot import codec
 from bot.clock import to_ms
 from bot.commands import Command
 from bot.keys import Keys
@@ -147,14 +148,14 @@ class Store:
 
     async def get_record(self, cls: type[R], record_id: str) -> R | None:
         raw = await self.redis.hget(self.keys.record(cls.kind, record_id), "d")
-        return cls.model_validate_json(raw) if raw else None
+        return codec.decode_record(cls, raw) if raw else None
 
     async def get_case(self, case_id: str) -> Case | None:
         return await self.get_record(Case, case_id.upper())
 
     async def timeline(self, record_id: str, kind: str = "case") -> list[TimelineEntry]:
         raws = await self.redis.lrange(self.keys.timeline(record_id, kind), 0, -1)
-        return [TimelineEntry.model_validate_json(raw) for raw in raws]
+        return [codec.decode_entry(TimelineEntry, raw) for raw in raws]
 
     async def open_case_ids(self, *, tier: str | None = None, customer: str | None = None,
                             owner: str | None = None) -> list[str]:
@@ -259,12 +260,12 @@ class Store:
             record = write.record
             key = k.record(record.kind, record.id)
             checks[key] = write.expected
-            ops.append(["HSET", key, "v", str(record.version), "d", record.model_dump_json()])
+            ops.append(["HSET", key, "v", str(record.version), "d", codec.encode_record(record)])
             if record.revised:
                 ops.append(["HINCRBY", k.revisions, record.kind, "1"])
             ops += self._index_ops(write.previous, record)
         for record, entry in commit.timeline:
-            ops.append(["RPUSH", k.timeline(record.id, record.kind), entry.model_dump_json()])
+            ops.append(["RPUSH", k.timeline(record.id, record.kind), codec.encode_entry(entry)])
         out = [[k.lane(m.address.platform, m.lane or m.address.lane), k.outbox(m.address.platform, m.priority),
                 m.model_dump_json(), m.lane or m.address.lane] for m in commit.messages]
         for timer_id in commit.cancel_timers:

@@ -26,6 +26,7 @@ from bot.store import Store
 from bot.uow import Timer, UnitOfWork
 from workflows import rollups
 from workflows.cards import reply
+from workflows.digest.articles import read_articles
 from workflows.digest.chart import render_chart
 from workflows.digest.report import Digest as Report
 from workflows.digest.report import compose, gather, open_now
@@ -45,15 +46,16 @@ def timer_id(name: str) -> str:
 
 
 async def build(store: Store, config: Config, name: str, period: Period, *, today: bool = False) -> Report:
-    """The digest of `period`, compared with the period before: rollups only, never every case.
+    """The digest of `period`, compared with the period before: rollups (and the knowledge base's
+    articles, for the recurring problems they cover), never every case.
 
     `today`: count the day the period ends on too (on demand, "so far today" matters).
     """
-    current, before, open_cases = await asyncio.gather(
+    current, before, open_cases, articles = await asyncio.gather(
         gather(store, config, period, through_end_day=today),
         gather(store, config, previous_period(period, config.tz), through_end_day=today),
-        open_now(store, config))
-    return compose(name, period, config, current, before, open_cases)
+        open_now(store, config), read_articles(store))
+    return compose(name, period, config, current, before, open_cases, articles)
 
 
 async def chart_png(report: Report) -> bytes | None:

@@ -16,6 +16,7 @@ from bot.config import Config, Tier
 from bot.durations import format_duration
 from bot.messages import CardField, ThreadLink, case_thread
 from bot.store import Store
+from workflows.digest.articles import Articles
 from workflows.digest.chart import ChartData, DailyTime, TierShare
 from workflows.digest.schedule import Period
 from workflows.digest.stats import Histogram
@@ -219,7 +220,7 @@ class Digest:
 
 
 def compose(name: str, period: Period, config: Config, now: Totals, before: Totals,
-            open_cases: OpenNow) -> Digest:
+            open_cases: OpenNow, articles: Articles) -> Digest:
     tz = config.tz
     cur, prev = numbers(now, config), numbers(before, config)
     people = person_tiers(config)
@@ -305,19 +306,7 @@ def compose(name: str, period: Period, config: Config, now: Totals, before: Tota
         lines.append(f"rule {int(rule) + 1} ({_rule_text(config, int(rule))}) fired {count}×")
     add("Escalations", lines)
 
-    # Recurring problems
-    cats = Counter({k[4:]: v for k, v in now.counts.items() if k.startswith("cat:") and v})
-    words = Counter({k[3:]: v for k, v in now.counts.items() if k.startswith("kw:") and v})
-    lines = []
-    if cats:
-        lines.append("categories: " + ", ".join(f"{c} {n}" for c, n in cats.most_common(RECURRING)))
-    if words:
-        lines.append("keywords: " + ", ".join(f"{w} {n}" for w, n in words.most_common(RECURRING)))
-    if cats or words:
-        top = [c for c, n in cats.most_common(2) if n > 1] + [w for w, n in words.most_common(2) if n > 1]
-        if top:
-            lines.append("write an article: " + ", ".join(top))
-    add("Recurring problems", lines)
+    add("Recurring problems", recurring(now, articles))
 
     # Enterprise customers
     lines = []
@@ -348,6 +337,37 @@ def compose(name: str, period: Period, config: Config, now: Totals, before: Tota
         days=[DailyTime(d, now.ttr_by_day.get(d, Histogram()).quantile(0.5)) for d in now.days],
     )
     return Digest(title=title, summary=summary, sections=sections, links=links, chart=chart)
+
+
+def recurring(now: Totals, articles: Articles) -> list[str]:
+    """The period's top categories and title keywords that no published article covers ("write an
+    article" candidates, a draft named where one waits for review), and the ones already covered."""
+    covered: list[str] = []
+    lines: list[str] = []
+    top: list[str] = []
+    for label, prefix in (("categories", "cat:"), ("keywords", "kw:")):
+        counts = Counter({k[len(prefix):]: v for k, v in now.counts.items() if k.startswith(prefix) and v})
+        open_: list[tuple[str, int]] = []
+        for problem, n in counts.most_common():
+            if len(open_) == RECURRING:
+                break
+            if article := articles.published_for(problem):
+                covered.append(f"{problem} {n} ({article})")
+            else:
+                open_.append((problem, n))
+        if open_:
+            lines.append(f"{label}: " + ", ".join(f"{p} {n}" for p, n in open_))
+        for problem, n in open_[:2]:
+            if n > 1:
+                draft = articles.draft_for(problem)
+                top.append(problem + (f" (draft {draft} awaiting review)" if draft else ""))
+    if top:
+        lines.append("write an article: " + ", ".join(top))
+    if lines or covered:
+        shown = ", ".join(covered[:RECURRING]) + (f" and {len(covered) - RECURRING} more"
+                                                  if len(covered) > RECURRING else "")
+        lines.append(f"covered by published articles: {len(covered)}" + (f" ({shown})" if covered else ""))
+    return lines
 
 
 def _rule_text(config: Config, index: int) -> str:
