@@ -286,7 +286,7 @@ def incident_card(inc: Incident, config: Config) -> Notice:
         fields.append(CardField(label="Component", value=inc.component))
     if inc.active and inc.next_update_due is not None:
         due = inc.next_update_due
-        if inc.reminded:  # from the moment it fell due; the cadence timers refresh the figure
+        if inc.reminded or inc.overdue_paged:  # from the moment it fell due; the cadence timers refresh it
             late = (inc.overdue_seen_at or due) - due
             fields.append(CardField(label="Next update", value=f"update overdue by {minutes(late)}"))
         else:
@@ -791,7 +791,6 @@ async def update_overdue(cmd: UpdateOverdue, ctx: Context) -> Reply:
         if not inc.active or len(inc.updates) != cmd.update or inc.overdue_paged:
             return Reply(text="No page needed.")
         inc.overdue_paged = True
-        inc.reminded = True  # (a reminder that has not fired yet changes nothing on the card)
         inc.overdue_seen_at = uow.now
         late = uow.now - (inc.next_update_due or uow.now)
         uow.say(Notice(kind="page", title=f"{inc.id} status update overdue by {minutes(late)}",
