@@ -730,7 +730,7 @@ async def show_report(cmd: ShowReport, ctx: Context) -> Reply:
 
     async def work(uow: UnitOfWork) -> Reply:
         await upload_report(inc, uow, ctx.store, text)
-        return answer
+        return Reply(text=f"Report of {inc.id} uploaded.")  # what the key remembers (not the whole report)
 
     await ctx.run(work, key=cmd.key)  # a repeated request (same key) uploads nothing more
     return answer
