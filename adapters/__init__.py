@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from adapters import console, slack, teams  # noqa: F401  (registration happens on import)
+from adapters import console, slack, teams, webhook  # noqa: F401  (registration happens on import)

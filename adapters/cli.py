@@ -15,10 +15,13 @@ from typing import Any
 
 import click
 
+from bot import platforms
 from bot.config import Config, ConfigError, load_config
 from bot.settings import Settings
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a Redis stream entry id, as `outbox dead` lists them
+# Every platform with an outbox (registered on import of `adapters`: Slack, Teams, status page webhooks).
+DELIVERING = click.Choice(platforms.delivering())
 CONFIG_OPTION = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="ESCALATOR_CONFIG",
     default="escalator.yaml", show_default=True, help="The YAML config file (env ESCALATOR_CONFIG).")
@@ -178,7 +181,7 @@ def outbox_status(config_path: Path) -> None:
 
 @outbox.command("dead")
 @CONFIG_OPTION
-@click.option("--platform", type=click.Choice(["slack", "teams"]), default="slack", show_default=True)
+@click.option("--platform", type=DELIVERING, default="slack", show_default=True)
 def outbox_dead(config_path: Path, platform: str) -> None:
     """List the dead letters of a platform."""
     async def run(runtime: Any) -> None:
@@ -194,7 +197,7 @@ def outbox_dead(config_path: Path, platform: str) -> None:
 
 @outbox.command("replay")
 @CONFIG_OPTION
-@click.option("--platform", type=click.Choice(["slack", "teams"]), default="slack", show_default=True)
+@click.option("--platform", type=DELIVERING, default="slack", show_default=True)
 @click.argument("entry_id", required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter of the platform.")
 def outbox_replay(config_path: Path, platform: str, entry_id: str | None, replay_all: bool) -> None:

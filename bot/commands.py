@@ -256,6 +256,12 @@ class PostUpdate(Command):
     text: str
 
 
+class UpdateForm(Command):
+    """The Post update button: the core answers with the form, prefilled with the last update."""
+
+    incident_id: str
+
+
 class AddNote(Command):
     incident_id: str
     text: str

@@ -29,6 +29,8 @@ STATUS_LABEL = {
     IncidentStatus.MONITORING: "Monitoring",
     IncidentStatus.RESOLVED: "Resolved",
 }
+# What an update may say (resolving is its own command): the choices of the update form too.
+UPDATE_STATUSES = (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING)
 
 
 class IncidentUpdate(Model):
@@ -70,8 +72,9 @@ class Incident(Record):
     notes: list[IncidentNote] = Field(default_factory=list)
     told: dict[str, datetime] = Field(default_factory=dict)
     next_update_due: datetime | None = None
-    reminded: bool = False
+    reminded: bool = False  # the update is due (100% of the cadence): the card says it is overdue
     overdue_paged: bool = False
+    overdue_seen_at: datetime | None = None  # the card's "overdue by N min" is as of this time
     updated_at: datetime
     resolved_at: datetime | None = None
 

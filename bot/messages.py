@@ -250,5 +250,5 @@ class Reply(_Frozen):
     title: str | None = None
     fields: list[CardField] = Field(default_factory=list)
     links: list[ThreadLink] = Field(default_factory=list)
-    form: Literal["escalate"] | None = None
+    form: Literal["escalate", "incident_update"] | None = None  # open this form, filled from `prefill`
     prefill: dict[str, str] = Field(default_factory=dict)

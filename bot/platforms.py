@@ -28,6 +28,7 @@ class PlatformSpec:
     settings: type[BaseModel] | None = None
     delivers: bool = True  # False for the console: it shows messages, it does not deliver them
     links_back: bool = True  # the bot can post a link-back where an escalation came from
+    files: bool = False  # takes uploads of any file type (a Markdown report), not only inline images
     command_hint: str = "/escalate"
     aliases: tuple[str, ...] = field(default_factory=tuple)
 

@@ -5,16 +5,19 @@ about the outage are linked to it (by hand, at declare time and when they open) 
 commit however many there are. A status update fans out, as bulk traffic, to the incident space,
 the status channels, every linked case thread and the customer channels of every affected
 customer; what customers read is only the update's status and text, scrubbed. The cadence is two
-timers per update: a reminder when the next one is due, a page to the commander at 150%.
+timers per update: a reminder when the next one is due (from then on the card says by how much the
+update is overdue, refreshed every few minutes), a page to the commander at 150%.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections import Counter
 from datetime import datetime, timedelta
 
+from bot import platforms as registry
 from bot.access import may_access
 from bot.bus import Context, EventHandler, Handler
 from bot.commands import (
@@ -31,18 +34,28 @@ from bot.commands import (
     ShowRoles,
     UnlinkCase,
     UpdateDue,
+    UpdateForm,
     UpdateOverdue,
 )
 from bot.config import Config
 from bot.durations import format_duration
 from bot.errors import InvalidTransition, NotAllowed, NotFound, UserError
 from bot.events import CaseOpened, CaseResolved, Event, IncidentDeclared, IncidentResolved
-from bot.incidents import STATUS_LABEL, Incident, IncidentNote, IncidentStatus, IncidentUpdate, incident_thread
+from bot.incidents import (
+    STATUS_LABEL,
+    UPDATE_STATUSES,
+    Incident,
+    IncidentNote,
+    IncidentStatus,
+    IncidentUpdate,
+    incident_thread,
+)
 from bot.messages import (
     Audience,
     CardAction,
     CardField,
     ChannelPost,
+    FileRef,
     InThread,
     Notice,
     PersonDirect,
@@ -61,7 +74,7 @@ from workflows.policy import who_is_on_call
 
 DEFAULT_CADENCE = timedelta(hours=1)
 OVERDUE_AT = 1.5  # the commander is paged when the update is this late, as a share of the cadence
-PUBLIC_STATUSES = (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING)
+OVERDUE_TICK = timedelta(minutes=5)  # how often the card's "overdue by N min" is brought up to date
 APOLOGY = ("We are sorry: a problem on our side is affecting your service. We know how much you rely on "
            "us, our whole team is working on it, and we will keep you updated here.")
 CASE_ID = re.compile(r"\b(?:ESC|INC)-\d+\b", re.IGNORECASE)
@@ -102,6 +115,7 @@ def schedule_cadence(inc: Incident, uow: UnitOfWork) -> None:
     every = cadence(inc, uow.config)
     inc.next_update_due = uow.now + every
     inc.reminded = inc.overdue_paged = False
+    inc.overdue_seen_at = None
     due_id, overdue_id = timer_ids(inc)
     n = len(inc.updates)
     uow.schedule(Timer(due_id, uow.now + every, UpdateDue(incident_id=inc.id, update=n)))
@@ -270,7 +284,8 @@ def incident_space(inc: Incident, config: Config) -> Space:
 # ---- the incident card -------------------------------------------------------------------------
 
 
-def incident_card(inc: Incident, config: Config, now: datetime) -> Notice:
+def incident_card(inc: Incident, config: Config) -> Notice:
+    """The incident as its card shows it: a view of the record alone, so one version renders one way."""
     roles = ", ".join(f"{role}: {person_name(config, p)}" for role, p in inc.roles.items()) or "none"
     fields = [
         CardField(label="Severity", value=inc.severity.value),
@@ -283,15 +298,14 @@ def incident_card(inc: Incident, config: Config, now: datetime) -> Notice:
         fields.append(CardField(label="Component", value=inc.component))
     if inc.active and inc.next_update_due is not None:
         due = inc.next_update_due
-        if inc.overdue_paged:
-            fields.append(CardField(label="Next update",
-                                    value=f"update overdue by {minutes(now - due)}"))
-        elif inc.reminded:
-            fields.append(CardField(label="Next update", value=f"due now ({local_time(config, due)})"))
+        if inc.reminded or inc.overdue_paged:  # from the moment it fell due; the cadence timers refresh it
+            late = (inc.overdue_seen_at or due) - due
+            fields.append(CardField(label="Next update", value=f"update overdue by {minutes(late)}"))
         else:
             fields.append(CardField(label="Next update", value=f"due by {local_time(config, due)}"))
+    # Post update asks the core for its form (prefilled with the last update): no `needs`.
     actions = [] if not inc.active else [
-        CardAction(action="incident_update", label="Post update", case_id=inc.id, style="primary", needs="reason"),
+        CardAction(action="incident_update", label="Post update", case_id=inc.id, style="primary"),
         CardAction(action="incident_link", label="Link cases", case_id=inc.id, needs="reason"),
         CardAction(action="incident_role", label="Take role", case_id=inc.id, needs="reason"),
         CardAction(action="incident_resolve", label="Resolve", case_id=inc.id, style="danger", needs="resolution"),
@@ -304,9 +318,10 @@ def incident_card(inc: Incident, config: Config, now: datetime) -> Notice:
 def incident_views(before: Incident | None, after: Incident, config: Config,
                    now: datetime) -> list[tuple[Notice, Audience]]:
     """The incident card, posted at declare and updated in place whenever what it shows changed."""
-    card = incident_card(after, config, now)
+    del now  # the card is a view of the record alone
+    card = incident_card(after, config)
     if before is not None:
-        old = incident_card(before, config, now)
+        old = incident_card(before, config)
         if old.model_copy(update={"case_version": None}) == card.model_copy(update={"case_version": None}):
             return []
     return [(card, space(after, config))]
@@ -524,12 +539,12 @@ async def show_cases(cmd: ShowIncidentCases, ctx: Context) -> Reply:
 
 def parse_status(word: str | None, current: IncidentStatus) -> IncidentStatus:
     if word is None:
-        return current if current in PUBLIC_STATUSES else IncidentStatus.INVESTIGATING
+        return current if current in UPDATE_STATUSES else IncidentStatus.INVESTIGATING
     try:
         status = IncidentStatus(word.lower())
     except ValueError:
         status = None
-    if status not in PUBLIC_STATUSES:
+    if status not in UPDATE_STATUSES:
         raise UserError(f"Unknown status '{word}' (use investigating, identified or monitoring; "
                         "to finish, /crisis INC-n resolve TEXT).")
     assert status is not None
@@ -644,7 +659,9 @@ async def resolve(cmd: ResolveIncident, ctx: Context) -> Reply:
                                private=seen.private), thread(seen, config))
             asked.append(seen.id)
         entries = await ctx.store.timeline(inc.id, "incident") + [e for r, e in uow.timeline if r is inc]
-        say_in_space(inc, uow, f"Post-incident report: {inc.id}", report(inc, entries, cases, config))
+        written = report(inc, entries, cases, config)
+        say_in_space(inc, uow, f"Post-incident report: {inc.id}", written)
+        await upload_report(inc, uow, ctx.store, written)
         uow.emit(IncidentResolved(incident_id=inc.id))
         done = f" Resolved {len(resolved)} linked case{'s' if len(resolved) != 1 else ''}." if resolved else ""
         owners = f" Asked the owners of {len(asked)} case{'s' if len(asked) != 1 else ''} to resolve them." \
@@ -693,11 +710,56 @@ def report(inc: Incident, timeline: list[TimelineEntry], cases: list[Case], conf
     return "\n".join(lines)
 
 
+def report_file(inc: Incident, text: str) -> FileRef:
+    """The report as `INC-n-report.md`, scrubbed like the text posted beside it (a file is not)."""
+    body, _ = scrub(text)
+    return FileRef(filename=f"{inc.id}-report.md", mime_type="text/markdown",
+                   data_b64=base64.b64encode((body + "\n").encode()).decode())
+
+
+async def upload_report(inc: Incident, uow: UnitOfWork, store: Store, text: str) -> None:
+    """The report as a Markdown file in the incident space, on the platforms that take files.
+
+    The space is where its card lives (a channel of its own, or the status channel), read from
+    the thread delivery recorded; the status channel if the card is not posted yet.
+    """
+    notice = Notice(kind="upload", title=f"Post-incident report: {inc.id}", case_id=inc.id,
+                    file=report_file(inc, text))
+    for platform, channel in uow.config.crisis.status_channels.items():
+        spec = registry.get(platform)
+        if spec is None or not spec.files:
+            continue
+        ref = await store.thread(inc.thread, platform)
+        uow.say(notice, ChannelPost(platform=platform, channel=ref.channel if ref else channel))
+
+
 async def show_report(cmd: ShowReport, ctx: Context) -> Reply:
+    """The report for the caller, and again as a file in the incident space where files go."""
     inc = await _read(ctx, cmd.incident_id)
     cases = await read_cases(ctx.store, inc.cases)
     text = report(inc, await ctx.store.timeline(inc.id, "incident"), cases, ctx.config)
-    return Reply(title=f"Report: {inc.id}", text=text, case_id=inc.id, links=[incident_link(inc)])
+    answer = Reply(title=f"Report: {inc.id}", text=text, case_id=inc.id, links=[incident_link(inc)])
+
+    async def work(uow: UnitOfWork) -> Reply:
+        await upload_report(inc, uow, ctx.store, text)
+        return Reply(text=f"Report of {inc.id} uploaded.")  # what the key remembers (not the whole report)
+
+    await ctx.run(work, key=cmd.key)  # a repeated request (same key) uploads nothing more
+    return answer
+
+
+async def update_form(cmd: UpdateForm, ctx: Context) -> Reply:
+    """The Post update form, prefilled with the last update's status and text (if there was one)."""
+    inc = await _read(ctx, cmd.incident_id)
+    if not inc.active:
+        raise InvalidTransition(f"{inc.id} is resolved; it takes no more updates.")
+    last = inc.updates[-1] if inc.updates else None
+    status = last.status if last else inc.status
+    prefill = {"status": status.value if status in UPDATE_STATUSES else IncidentStatus.INVESTIGATING.value}
+    if last is not None:
+        prefill["text"] = last.text
+    return Reply(title=f"Post an update for {inc.id}", text=inc.title, case_id=inc.id, form="incident_update",
+                 prefill=prefill)
 
 
 async def list_incidents(cmd: ListIncidents, ctx: Context) -> Reply:
@@ -714,10 +776,16 @@ async def list_incidents(cmd: ListIncidents, ctx: Context) -> Reply:
 
 
 async def update_due(cmd: UpdateDue, ctx: Context) -> Reply:
+    """The update fell due: remind once, then keep the card's "overdue by N min" current."""
     async def work(uow: UnitOfWork) -> Reply:
         inc = await load(uow, cmd.incident_id)
-        if not inc.active or len(inc.updates) != cmd.update or inc.reminded:
+        if not inc.active or len(inc.updates) != cmd.update:
             return Reply(text="No reminder needed.")
+        # The card changes (overdue by N min), so its version does and every platform updates it.
+        inc.overdue_seen_at = uow.now
+        uow.schedule(Timer(timer_ids(inc)[0], uow.now + OVERDUE_TICK, cmd))
+        if inc.reminded:
+            return Reply(text="Card brought up to date.")
         inc.reminded = True
         who = inc.roles.get("communications") or inc.commander
         say_in_space(inc, uow, f"Status update due now for {inc.id}",
@@ -735,6 +803,7 @@ async def update_overdue(cmd: UpdateOverdue, ctx: Context) -> Reply:
         if not inc.active or len(inc.updates) != cmd.update or inc.overdue_paged:
             return Reply(text="No page needed.")
         inc.overdue_paged = True
+        inc.overdue_seen_at = uow.now
         late = uow.now - (inc.next_update_due or uow.now)
         uow.say(Notice(kind="page", title=f"{inc.id} status update overdue by {minutes(late)}",
                        text=f"{inc.title}\nCustomers are waiting: /crisis {inc.id} update STATUS TEXT",
@@ -774,7 +843,7 @@ HANDLERS: dict[type[Command], Handler] = {
     DeclareIncident: declare, AssignRole: assign_role, ShowRoles: show_roles, LinkCases: link_cases,
     UnlinkCase: unlink_case, ShowIncidentCases: show_cases, PostUpdate: post_update, AddNote: add_note,
     ResolveIncident: resolve, ShowReport: show_report, ListIncidents: list_incidents, UpdateDue: update_due,
-    UpdateOverdue: update_overdue,
+    UpdateOverdue: update_overdue, UpdateForm: update_form,
 }
 EVENT_HANDLERS: dict[type[Event], list[EventHandler]] = {CaseOpened: [link_new_case]}
 __all__ = ["EVENT_HANDLERS", "HANDLERS", "incident_thread", "incident_views"]

@@ -231,8 +231,9 @@ def form_command(fields: Mapping[str, str | None], *, actor: Actor, config: Conf
 
 
 def action_command(action: ActionName, case_id: str, *, actor: Actor, key: str | None = None,
-                   text: str | None = None, target_tier: str | None = None) -> Command | Reply:
-    """A card button (plus any text it asked for) as a command."""
+                   text: str | None = None, target_tier: str | None = None,
+                   status: str | None = None) -> Command | Reply:
+    """A card button (plus any text it asked for, and the update form's status) as a command."""
     if (refusal := too_long(text or "")) is not None:
         return refusal
     text = clean(text or "").strip()
@@ -255,7 +256,7 @@ def action_command(action: ActionName, case_id: str, *, actor: Actor, key: str |
     if action in ("swarm_join", "swarm_decline", "swarm_leave", "swarm_end"):
         return _swarm_action(action, case_id, actor, key, text)
     if action in INCIDENT_ACTIONS:
-        return incident_action(action, case_id, actor=actor, key=key, text=text)
+        return incident_action(action, case_id, actor=actor, key=key, text=text, status=status)
     return ReopenCase(actor=actor, key=key, case_id=case_id, reason=text)
 
 
@@ -653,12 +654,23 @@ def _declare(text: str, actor: Actor, key: str | None) -> Command:
 
 
 def incident_action(action: str, incident_id: str, *, actor: Actor, key: str | None = None,
-                    text: str = "") -> Command | Reply:
-    """An incident card button plus the text it asked for (an update's first word may be its status)."""
+                    text: str = "", status: str | None = None) -> Command | Reply:
+    """An incident card button plus the text it asked for (an update's first word may be its status).
+
+    Post update without text asks the core for the update form; the form comes back with a status.
+    """
     words = text.split()
     if action == "incident_update":
-        status = words[0].lower() if words and words[0].lower() in INCIDENT_STATUSES else None
-        body = " ".join(words[1:] if status else words)
+        if status is not None:
+            if status.lower() not in INCIDENT_STATUSES:
+                return Reply(text=f"Unknown status '{status}' (use investigating, identified or monitoring).",
+                             ok=False)
+            status, body = status.lower(), " ".join(words)
+        elif not words:
+            return cmds.UpdateForm(actor=actor, key=key, incident_id=incident_id)
+        else:
+            status = words[0].lower() if words[0].lower() in INCIDENT_STATUSES else None
+            body = " ".join(words[1:] if status else words)
         if not body:
             return Reply(text="Please write the update customers will read (you may start with its status: "
                               "investigating, identified or monitoring).", ok=False)

@@ -20,4 +20,4 @@ SPEC = register(PlatformSpec(
     name="slack", label="Slack", user_id_example="U0123ABCD", channel_id_example="C0123ABCD",
     channel_id_pattern=r"[CG][A-Z0-9]{1,30}",
     channel_id_hint="the channel id, e.g. C0123 (at the bottom of the channel's About tab)",
-    settings=SlackSettings, command_hint="/escalate"))
+    settings=SlackSettings, command_hint="/escalate", files=True))

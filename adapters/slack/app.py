@@ -232,6 +232,7 @@ class SlackAdapter:
         bolt.shortcut(ids.SHORTCUT_ESCALATE)(self._on_shortcut)
         bolt.view(ids.FORM_ESCALATE)(self._on_escalate_form)
         bolt.view(ids.FORM_REASON)(self._on_reason_form)
+        bolt.view(ids.FORM_INCIDENT_UPDATE)(self._on_incident_update_form)
         bolt.action(re.compile("^" + ids.ACTION_PREFIX))(self._on_button)
         bolt.event("app_mention")(self._on_mention)
 
@@ -287,6 +288,18 @@ class SlackAdapter:
         await ack(response_action="update", view=render.result_view(title, reply,
                                                                     links=await self._resolve(reply.links)))
 
+    async def _on_incident_update_form(self, ack: Ack, body: dict[str, Any]) -> None:
+        """The Post update form was submitted: post the update, show the outcome in the modal."""
+        result = inbound.incident_update_submission(body, self.config)
+        if isinstance(result, dict):
+            await ack(response_action="errors", errors=result)
+            return
+        reply = await self._handle(result)
+        if not reply.ok:
+            await ack(response_action="errors", errors={ids.BLOCK_UPDATE: reply.text[:2000]})
+            return
+        await ack(response_action="update", view=render.result_view(reply.case_id or "Done", reply))
+
     async def _on_button(self, ack: Ack, body: dict[str, Any], client: AsyncWebClient) -> None:
         """A case card button: ask for words first if it needs them, else run it."""
         await ack()
@@ -300,6 +313,12 @@ class SlackAdapter:
             return
         result = inbound.press_command(press)
         reply = result if isinstance(result, Reply) else await self._handle(result)
+        if reply.ok and reply.form == "incident_update":  # the core's form, filled as it says
+            view = render.incident_update_form(reply, metadata=inbound.update_form_metadata(reply.case_id or ""))
+            if await self._open(client, body.get("trigger_id"), view):
+                return
+            reply = Reply(ok=False, text=f"I could not open the form just now. Type it instead, e.g. "
+                                         f"/crisis {reply.case_id} update identified TEXT")
         self._follow_up(body.get("response_url"), reply)
 
     async def _on_mention(self, ack: Ack, body: dict[str, Any], event: dict[str, Any]) -> None:

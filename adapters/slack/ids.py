@@ -17,6 +17,7 @@ SHORTCUT_ESCALATE = "escalate_message"
 # Modals (view callback ids).
 FORM_ESCALATE = "escalate_form"
 FORM_REASON = "case_reason"
+FORM_INCIDENT_UPDATE = "incident_update"  # the incident card's Post update form
 
 # Input blocks of the escalation form; every input element uses the action id VALUE.
 BLOCK_TIER = "tier"
@@ -25,6 +26,8 @@ BLOCK_CUSTOMER = "customer"
 BLOCK_CATEGORY = "category"
 BLOCK_SUMMARY = "summary"
 BLOCK_REASON = "reason"
+BLOCK_STATUS = "status"  # the update form: the status, and the text customers read
+BLOCK_UPDATE = "update"
 VALUE = "value"
 
 # Card buttons: action ids are ACTION_PREFIX + action name ("case_claim").

@@ -248,6 +248,32 @@ def press_command(press: ButtonPress, text: str | None = None) -> Command | Repl
                           target_tier=press.target_tier)
 
 
+def update_form_metadata(incident_id: str) -> str:
+    """What the Post update modal carries so its submission names the incident."""
+    return json.dumps({"c": incident_id}, separators=(",", ":"))
+
+
+def incident_update_submission(body: Payload, config: Config) -> Command | dict[str, str]:
+    """The Post update modal as the update command, or `{block_id: problem}` to show in it."""
+    view = body.get("view") or {}
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        meta = {}
+    if not isinstance(meta, dict) or not meta.get("c"):
+        return {ids.BLOCK_UPDATE: "This form has expired; click Post update on the incident card again."}
+    values = _values(body)
+    status = _input(values, ids.BLOCK_STATUS)
+    if not status:
+        return {ids.BLOCK_STATUS: "Choose the status."}
+    result = action_command("incident_update", str(meta["c"]), actor=payload_actor(body, config),
+                            key=_key("view", view.get("id"), view.get("hash")),
+                            text=_input(values, ids.BLOCK_UPDATE), status=status)
+    if isinstance(result, Reply):
+        return {ids.BLOCK_UPDATE: result.text}
+    return result
+
+
 def reason_submission(body: Payload, config: Config) -> Command | dict[str, str]:
     """The reason/resolution modal as the button's command, or `{block_id: problem}`."""
     view = body.get("view") or {}

@@ -31,6 +31,7 @@ from slack_sdk.models.views import View
 
 from adapters.slack import ids
 from bot.config import Config
+from bot.incidents import STATUS_LABEL, UPDATE_STATUSES
 from bot.messages import CardAction, Notice, Reply
 from bot.model import Severity
 
@@ -299,6 +300,23 @@ def reason_form(*, action: str, case_id: str, target_tier: str | None, metadata:
     ]
     view = View(type="modal", callback_id=ids.FORM_REASON, title=f"{verb} {case_id}"[:24], submit=verb[:24],
                 close="Cancel", blocks=blocks, private_metadata=metadata)
+    return view.to_dict()
+
+
+def incident_update_form(form: Reply, *, metadata: str) -> dict[str, Any]:
+    """The Post update modal: status and the text customers read, prefilled as the core says."""
+    incident = form.case_id or ""
+    statuses = [Option(value=s.value, label=STATUS_LABEL[s]) for s in UPDATE_STATUSES]
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=cut(f"*{escape(incident)}* · {escape(form.text)}", SECTION_CHARS))),
+        _select(ids.BLOCK_STATUS, "Status", statuses, form.prefill.get("status"), optional=False),
+        InputBlock(block_id=ids.BLOCK_UPDATE, label="Update (customers read this)",
+                   element=PlainTextInputElement(action_id=ids.VALUE, multiline=True, max_length=3000,
+                                                 initial_value=clean(form.prefill.get("text") or "")[:3000] or None,
+                                                 placeholder="What is happening, what we do, when we update next")),
+    ]
+    view = View(type="modal", callback_id=ids.FORM_INCIDENT_UPDATE, title=f"Update {incident}"[:24],
+                submit="Post update", close="Cancel", blocks=blocks, private_metadata=metadata)
     return view.to_dict()
 
 

@@ -40,11 +40,13 @@ from adapters.teams.env import TeamsEnv
 from adapters.teams.render import (
     ADAPTIVE_CARD,
     CARD_ACTION,
+    INCIDENT_CARD,
     OPEN_CASE,
     Card,
     Link,
     attachment,
     escalation_form,
+    incident_update_form,
     needs_card,
     notice_card,
     plain_text,
@@ -52,11 +54,13 @@ from adapters.teams.render import (
 )
 from bot.commands import Command
 from bot.fanout import fan_out
-from bot.messages import Notice, Reply
+from bot.incidents import Incident
+from bot.messages import Audience, Notice, Reply
 from bot.outbox import Transport
 from bot.runtime import Runtime
 from workflows import grammar
 from workflows.cards import case_card, thread
+from workflows.crisis import incident_views
 
 log = structlog.get_logger("escalator.teams")
 
@@ -294,15 +298,23 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
             if not reply.ok:
                 return message_response(reply.text)
             return card_response(reply_card(reply, links=await self.reply_links(reply)))
+        if data.get("escalator") == INCIDENT_CARD:  # Cancel on the update form: the card as it is now
+            card = await self.current_incident_card(str(data.get("case_id") or ""))
+            return card_response(card) if card else message_response("That incident is gone.")
         if data.get("escalator") != CARD_ACTION:
             return message_response("That button is not one I know.")
         press = inbound.card_command(verb, data, activity, self.config)
         reply = await self.dispatch(press.result)
         if not reply.ok:
             return message_response(reply.text)
+        if reply.form == "incident_update":  # the core's form, filled as it says, for the presser only
+            return card_response(incident_update_form(reply))
         if verb.startswith("swarm_"):  # a swarm card or invitation, not a case card: delivery updates it
             return message_response(reply.text)
-        card = await self.current_card(press.case_id, press.tier)
+        if verb.startswith("incident_"):
+            card = await self.current_incident_card(press.case_id)
+        else:
+            card = await self.current_card(press.case_id, press.tier)
         return card_response(card) if card else message_response(reply.text)
 
     async def current_card(self, case_id: str, tier: str | None) -> Card | None:
@@ -312,7 +324,17 @@ class EscalatorTeamsBot(TeamsActivityHandler):  # type: ignore[misc]  # botbuild
             return None
         tier = tier or case.tier
         notice = case_card(case, self.config, self.runtime.clock.now(), thread_tier=tier)
-        audience = thread(case, self.config, tier)
+        return await self._as_delivered(notice, thread(case, self.config, tier), tier)
+
+    async def current_incident_card(self, incident_id: str) -> Card | None:
+        """The incident card as the delivery worker will show it (after an update, or Cancel)."""
+        incident = await self.runtime.store.get_record(Incident, incident_id.upper()) if incident_id else None
+        if incident is None:
+            return None
+        views = incident_views(None, incident, self.config, self.runtime.clock.now())
+        return await self._as_delivered(*views[0], None) if views else None
+
+    async def _as_delivered(self, notice: Notice, audience: Audience, tier: str | None) -> Card:
         bound: Notice = notice
         for message in fan_out([(notice, audience)], self.config, self.runtime.clock.now()).messages:
             if message.address.platform == "teams":

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
+from adapters.teams.render import UPDATE_STATUS
 from bot.commands import Command, OpenCase
 from bot.config import Config
 from bot.messages import ActionName, Reply
@@ -197,8 +198,9 @@ def card_command(verb: str | None, data: Mapping[str, Any], activity: Activity, 
         return CardPress(Reply(text="That button is not one I know.", ok=False), case_id, tier)
     text = next((_choice(v) for k, v in data.items() if k.startswith(f"{action}_") and _choice(v)), "")
     target = _choice(data.get("target_tier")) or None
+    status = (_choice(data.get(UPDATE_STATUS)) or None) if action == "incident_update" else None
     result = action_command(action, case_id, actor=actor_of(activity, config),  # type: ignore[arg-type]
-                            key=activity_key(activity), text=text, target_tier=target)
+                            key=activity_key(activity), text=text, target_tier=target, status=status)
     return CardPress(result, case_id, tier)
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from bot.config import Config
+from bot.incidents import STATUS_LABEL, UPDATE_STATUSES
 from bot.messages import CardAction, Notice, Reply
 from bot.model import Severity
 
@@ -33,6 +34,9 @@ SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 # `data.escalator` tells our own submissions apart from anything else a card might send.
 CARD_ACTION = "card"
 OPEN_CASE = "open_case"
+INCIDENT_CARD = "incident_card"  # the update form's Cancel: show the incident card again
+UPDATE_TEXT = "incident_update_text"  # the update form's inputs (the text is read like a ShowCard's)
+UPDATE_STATUS = "status"
 
 Card = dict[str, Any]
 Link = tuple[str, str]  # (label, url)
@@ -285,6 +289,29 @@ def escalation_form(config: Config, *, form_id: str, prefill: Mapping[str, str] 
     else:
         submit = {"type": "Action.Submit", "title": "Escalate", "data": data, "style": "positive"}
     return _card(body, [submit], "Escalate a problem")
+
+
+def incident_update_form(form: Reply) -> Card:
+    """The Post update form (a card shown to whoever pressed the button): status and the text
+    customers read, prefilled as the core says. It replaces the incident card for that person only."""
+    incident = form.case_id or ""
+    prefill = {key: clean(value) for key, value in form.prefill.items()}
+    body: list[dict[str, Any]] = [
+        rich(run(f"Post an update for {incident}", weight="Bolder", size="Medium")),
+        rich(run(cut(form.text, TITLE_CHARS, "…")), spacing="Small"),
+        {"type": "Input.ChoiceSet", "id": UPDATE_STATUS, "label": "Status", "style": "compact", "isRequired": True,
+         "errorMessage": "Choose the status.", "value": prefill.get("status", UPDATE_STATUSES[0].value),
+         "choices": [{"title": STATUS_LABEL[s], "value": s.value} for s in UPDATE_STATUSES]},
+        {"type": "Input.Text", "id": UPDATE_TEXT, "label": "Update (customers read this)", "isMultiline": True,
+         "isRequired": True, "errorMessage": "Write the update customers will read.", "maxLength": 3000,
+         "value": cut(prefill.get("text", ""), 3000, "")},
+    ]
+    data = {"escalator": CARD_ACTION, "action": "incident_update", "case_id": incident}
+    actions = [{"type": "Action.Execute", "title": "Post update", "verb": "incident_update", "data": data,
+                "style": "positive"},
+               {"type": "Action.Execute", "title": "Cancel", "verb": INCIDENT_CARD,
+                "data": {"escalator": INCIDENT_CARD, "case_id": incident}, "associatedInputs": "none"}]
+    return _card(body, actions, f"Post an update for {incident}")
 
 
 # ---- message text with mentions ---------------------------------------------------------

@@ -227,7 +227,7 @@ CRISIS = """\
 
 
 def test_crisis_mode_runs_in_the_console_and_advancing_31_minutes_shows_the_update_reminder(tmp_path: Path) -> None:
-    out = console(CRISIS, as_="alice", data_dir=tmp_path / "data")
+    out = console(CRISIS, as_="alice", data_dir=tmp_path / "data", env_extra={"TMPDIR": str(tmp_path)})
     assert "Declared INC-1 (sev1); you are the commander. Linked 1 open case." in out
     assert "[slack C0STATUS · thread incident:INC-1] ▣ card INC-1 · Checkout is down" in out
     assert "[slack C0GLOBEXSHARED] ✎ Service status: Investigating" in out
@@ -236,6 +236,13 @@ def test_crisis_mode_runs_in_the_console_and_advancing_31_minutes_shows_the_upda
     assert "Update 1 of INC-1 posted (Identified)" in out
     assert "INC-1 resolved; the final update went out" in out and "Resolved 1 linked case" in out
     assert "Time to resolve: 31m" in out.split("/crisis INC-1 report")[-1]
+    # The report as a Markdown file where Slack would get it: the console writes it and names it.
+    written = [line.split("file written to ", 1)[1].strip() for line in out.splitlines() if "file written to" in line]
+    assert len(written) == 2 and all(Path(w).name == "INC-1-report.md" for w in written)  # at resolve, on request
+    assert "[slack C0STATUS] 📎 Post-incident report: INC-1" in out
+    report = Path(written[-1]).read_text(encoding="utf-8")
+    assert report.startswith("# INC-1 · Checkout is down") and "- Time to resolve: 31m" in report
+    assert "## Timeline" in report and "Erin Ortiz: resolved (Checkout works again)" in report
 def test_the_console_prints_a_digest_and_writes_its_chart_to_a_file_it_names(tmp_path: Path) -> None:
     script = "/escalate L1 sev2 Card declined at checkout\n:as gus\n/digest since:7d\n"
     out = console(script, as_="alice", data_dir=tmp_path / "data")

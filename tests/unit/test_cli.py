@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -18,6 +19,7 @@ from bot.keys import Keys
 from tests.conftest import PROJECT_CONFIG
 
 APP_ID = "6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b"
+STREAM = re.compile(r"\d+-\d+")
 
 
 @pytest.fixture
@@ -126,3 +128,50 @@ def test_matplotlib_is_not_imported_at_start_up() -> None:
              "print('matplotlib' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_webhook_dead_letters_are_listed_and_replayed(ops: Any) -> None:
+    """A status page update the webhook transport refused, dead-lettered by the real delivery worker."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    import redis.asyncio as aioredis
+
+    from adapters.webhook import WebhookTransport
+    from bot.config import load_config
+    from bot.messages import Address, Notice, OutboxMessage
+    from bot.redis_server import RedisHandle
+    from bot.runtime import build_runtime
+    from bot.settings import Settings
+    from bot.store import Commit
+    from workflows import HANDLERS
+
+    client, keys, env = ops
+    url = "https://status.example.com/hook"  # not in crisis.webhooks: Undeliverable at once
+
+    async def dead_letter() -> None:
+        redis_client = aioredis.Redis.from_url(env["REDIS_URL"])
+        config = load_config(PROJECT_CONFIG)
+        runtime = build_runtime(config=config, settings=Settings(), handlers=HANDLERS,
+                                redis=RedisHandle(redis_client, where="test"), prefix=env["ESCALATOR_PREFIX"])
+        message = OutboxMessage(id="hook-1", address=Address(platform="webhook", channel=url),
+                                notice=Notice(kind="post", title="INC-1 investigating", text='{"status": "x"}'),
+                                created_at=datetime.now(UTC))
+        await runtime.store.commit(Commit(messages=[message]))
+        await runtime.worker(WebhookTransport(config)).drain()
+        await redis_client.aclose()
+
+    asyncio.run(dead_letter())
+    assert client.xlen(keys.dead("webhook")) == 1
+    listed = escalator(env, "outbox", "dead", "--platform", "webhook")
+    assert listed.exit_code == 0, listed.output
+    line = one_clear_line(listed)
+    entry_id = line.split()[0]
+    assert STREAM.fullmatch(entry_id) and f"post to {url}" in line and "not in crisis.webhooks" in line
+    replayed = escalator(env, "outbox", "replay", "--platform", "webhook", entry_id)
+    assert replayed.exit_code == 0 and one_clear_line(replayed) == "Replayed 1 message(s) on webhook."
+    assert client.xlen(keys.dead("webhook")) == 0 and waiting(client, keys, "webhook") == 1
+    assert one_clear_line(escalator(env, "outbox", "dead", "--platform", "webhook")) == "No dead letters for webhook."
+    # A platform nobody registered is refused by the option itself.
+    unknown = escalator(env, "outbox", "dead", "--platform", "carrier-pigeon")
+    assert unknown.exit_code == 2 and "'carrier-pigeon' is not one of 'slack', 'teams', 'webhook'" in unknown.output

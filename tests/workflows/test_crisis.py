@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 from bot.commands import (
@@ -15,6 +16,7 @@ from bot.commands import (
     ResolveIncident,
     ShowReport,
     UnlinkCase,
+    UpdateForm,
 )
 from bot.incidents import Incident, IncidentStatus
 from bot.messages import OutboxMessage
@@ -22,7 +24,7 @@ from bot.model import CaseStatus
 from bot.runtime import Runtime
 from tests.workflows.helpers import person, posted, run
 from workflows.crisis import APOLOGY, active_ids
-from workflows.grammar import parse
+from workflows.grammar import action_command, parse
 
 
 async def declare(runtime: Runtime, text: str = "sev1 component:checkout Checkout is down",
@@ -312,3 +314,119 @@ def test_the_incident_card_buttons_become_crisis_commands() -> None:
     done = action_command("incident_resolve", "INC-2", actor=gus, text="Fixed --resolve-cases")
     assert isinstance(done, ResolveIncident) and done.resolve_cases and done.text == "Fixed"
     assert isinstance(action_command("incident_link", "INC-2", actor=gus, text="soon"), Reply)
+
+
+async def next_update(runtime: Runtime, inc_id: str) -> tuple[str, int | None]:
+    """The incident card's "Next update" as last queued, and the card version it was queued with."""
+    card = [m for m in await posted(runtime) if m.address.thread == f"incident:{inc_id}"
+            and m.notice.kind == "card"][-1]
+    (value,) = [f.value for f in card.notice.fields if f.label == "Next update"]
+    return value, card.notice.case_version
+
+
+async def test_the_card_says_overdue_by_n_min_from_the_moment_the_update_falls_due_until_one_is_posted(
+        runtime: Runtime) -> None:
+    inc_id = await declare(runtime)  # sev1: an update every 30 minutes
+    runtime.clock.advance(minutes=29)
+    await runtime.scheduler.run_due()
+    value, version = await next_update(runtime, inc_id)
+    assert value.startswith("due by ") and "overdue" not in value
+    # 100%: the reminder fires and the card (a new version of the incident) says the update is overdue.
+    runtime.clock.advance(minutes=1)
+    await runtime.scheduler.run_due()
+    value, due_version = await next_update(runtime, inc_id)
+    assert value == "update overdue by 0 min" and due_version == (await incident(runtime, inc_id)).version
+    assert version is not None and due_version is not None and due_version > version
+    # The figure is kept current while nobody updates: 5 minutes on, then at the 150% page.
+    runtime.clock.advance(minutes=5)
+    await runtime.scheduler.run_due()
+    assert (await next_update(runtime, inc_id))[0] == "update overdue by 5 min"
+    runtime.clock.advance(minutes=7)
+    await runtime.scheduler.run_due()
+    assert (await next_update(runtime, inc_id))[0] == "update overdue by 12 min"
+    runtime.clock.advance(minutes=3)
+    await runtime.scheduler.run_due()
+    assert (await next_update(runtime, inc_id))[0] == "update overdue by 15 min"
+    reminders = [m for m in await posted(runtime) if "due now" in m.notice.title]
+    assert len(reminders) == 1  # refreshing the card reminds nobody again
+    # An update: the field is back to the next due time, and no refresh of the old one comes later.
+    await run(runtime, PostUpdate(actor=person(runtime, "erin"), incident_id=inc_id, status="identified",
+                                  text="A failover is running."))
+    value, _ = await next_update(runtime, inc_id)
+    assert value.startswith("due by ") and "overdue" not in value
+    cards = len([m for m in await posted(runtime) if m.notice.kind == "card"])
+    runtime.clock.advance(minutes=29)
+    await runtime.scheduler.run_due()
+    assert len([m for m in await posted(runtime) if m.notice.kind == "card"]) == cards
+    # Resolving stops the cadence: nothing fires after it.
+    await run(runtime, ResolveIncident(actor=person(runtime, "erin"), incident_id=inc_id, text="Fixed."))
+    assert not [t for t, _ in await runtime.scheduler.pending() if t.startswith(f"{inc_id}:")]
+
+
+async def test_the_post_update_button_asks_the_core_for_its_form_prefilled_with_the_last_update(
+        runtime: Runtime) -> None:
+    inc_id = await declare(runtime)
+    erin = person(runtime, "erin")
+    press = action_command("incident_update", inc_id, actor=erin, text=None)
+    assert isinstance(press, UpdateForm) and press.incident_id == inc_id
+    first = await run(runtime, press)
+    assert first.ok and first.form == "incident_update" and first.case_id == inc_id
+    assert first.prefill == {"status": "investigating"}  # no update yet: the current status, no text
+    await run(runtime, PostUpdate(actor=erin, incident_id=inc_id, status="identified",
+                                  text="The payment gateway rejects EU cards."))
+    again = await run(runtime, UpdateForm(actor=erin, incident_id=inc_id))
+    assert again.prefill == {"status": "identified", "text": "The payment gateway rejects EU cards."}
+    # The submitted form (status chosen apart from the text) is the update.
+    sent = action_command("incident_update", inc_id, actor=erin, status="Monitoring",
+                          text="monitoring errors are back to normal")
+    assert isinstance(sent, PostUpdate)
+    assert (sent.status, sent.text) == ("monitoring", "monitoring errors are back to normal")
+    bad = action_command("incident_update", inc_id, actor=erin, status="fixing", text="Soon")
+    assert not isinstance(bad, PostUpdate) and "Unknown status 'fixing'" in bad.text
+    empty = action_command("incident_update", inc_id, actor=erin, status="identified", text="  ")
+    assert not isinstance(empty, PostUpdate) and not empty.ok
+    await run(runtime, ResolveIncident(actor=erin, incident_id=inc_id, text="Fixed."))
+    refused = await run(runtime, UpdateForm(actor=erin, incident_id=inc_id))
+    assert not refused.ok and not refused.form and "resolved" in refused.text
+
+
+def uploads(messages: list[OutboxMessage]) -> list[OutboxMessage]:
+    return [m for m in messages if m.notice.kind == "upload"]
+
+
+async def test_the_report_is_uploaded_as_a_scrubbed_markdown_file_where_files_go_at_resolve_and_on_request(
+        runtime: Runtime) -> None:
+    await open_case(runtime, "Checkout broken", customer="globex", severity="sev2")
+    runtime.clock.advance(minutes=10)
+    inc_id = await declare(runtime)
+    await run(runtime, AddNote(actor=person(runtime, "erin"), incident_id=inc_id,
+                               text="vendor contact is jane@shop.example"))
+    runtime.clock.advance(minutes=5)
+    await run(runtime, PostUpdate(actor=person(runtime, "erin"), incident_id=inc_id, status="identified",
+                                  text="Found it."))
+    runtime.clock.advance(minutes=20)
+    await run(runtime, ResolveIncident(actor=person(runtime, "erin"), incident_id=inc_id, text="All good."))
+    (upload,) = uploads(await posted(runtime, "slack"))
+    # Not posted yet, the incident space has no channel of its own: the status channel.
+    assert upload.address.channel == "C0STATUS" and not upload.address.thread
+    assert upload.notice.file is not None and upload.notice.file.filename == f"{inc_id}-report.md"
+    assert upload.notice.file.mime_type == "text/markdown"
+    body = base64.b64decode(upload.notice.file.data_b64).decode()
+    assert body.startswith(f"# {inc_id} · Checkout is down\n")
+    for line in ("## Durations", "- Time to declare (from the first linked case): 10m", "- Time to first update: 5m",
+                 "- Time to resolve: 25m", "## Timeline", "Erin Ortiz: declared (sev1: Checkout is down)",
+                 "Erin Ortiz: resolved (All good.)"):
+        assert line in body, line
+    assert "jane@shop.example" not in body and "vendor contact is" in body
+    text = [m for m in await posted(runtime) if "Post-incident report" in m.notice.title and m.notice.kind == "reply"]
+    assert len(text) == 1  # the report text in the incident space, as before
+    assert uploads(await posted(runtime, "teams")) == []  # Teams takes only images: the text is enough there
+    # /crisis INC-n report shows it to the caller and uploads it again (once per request).
+    asked = ShowReport(actor=person(runtime, "alice"), incident_id=inc_id, key="report-1")
+    reply = await run(runtime, asked)
+    assert reply.ok and reply.title == f"Report: {inc_id}" and "Time to resolve: 25m" in reply.text
+    await run(runtime, asked)
+    again = uploads(await posted(runtime, "slack"))
+    assert len(again) == 2 and again[1].notice.file is not None
+    later = base64.b64decode(again[1].notice.file.data_b64).decode()
+    assert later.startswith(body.rstrip("\n")) and "- Time to resolve: 25m" in later  # plus what came after
