@@ -63,8 +63,8 @@ SHORT: dict[str, str] = {
     # Incident, IncidentUpdate, IncidentNote
     "component": "co", "keywords": "kw", "customers": "cus", "commander": "cm", "roles": "rls",
     "on_call": "oc", "cases": "cas", "first_case_at": "fc", "updates": "up", "notes": "nts", "told": "tl",
-    "next_update_due": "nu", "reminded": "rm", "overdue_paged": "op", "text": "te", "due_at": "da",
-    "late_by": "lb",
+    "next_update_due": "nu", "reminded": "rm", "overdue_paged": "op", "overdue_seen_at": "os", "text": "te",
+    "due_at": "da", "late_by": "lb",
 }
 
 

@@ -61,7 +61,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "Incident": {"version": 0, "severity": "sev2", "component": None, "keywords": [], "customers": [],
                  "status": "investigating", "roles": {}, "on_call": [], "cases": [], "first_case_at": None,
                  "updates": [], "notes": [], "told": {}, "next_update_due": None, "reminded": False,
-                 "overdue_paged": False, "resolved_at": None},
+                 "overdue_paged": False, "overdue_seen_at": None, "resolved_at": None},
     "IncidentNote": {},
     "IncidentUpdate": {"due_at": None, "late_by": timedelta(0)},
     "Invitation": {"skills": [], "state": "pending", "answered_at": None},
