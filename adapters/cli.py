@@ -173,7 +173,7 @@ def outbox() -> None:
 def outbox_status(config_path: Path) -> None:
     """How many messages wait for delivery and how many are dead, per platform."""
     async def run(runtime: Any) -> None:
-        for platform in ("slack", "teams"):
+        for platform in platforms.delivering():
             dead = await runtime.outbox.dead_letters(platform, count=10_000)
             click.echo(f"{platform}: {await runtime.outbox.pending(platform)} pending, {len(dead)} dead")
     _with_runtime(config_path, run)
@@ -222,7 +222,7 @@ def outbox_replay(config_path: Path, platform: str, entry_id: str | None, replay
 
 @outbox.command("purge")
 @CONFIG_OPTION
-@click.option("--platform", type=click.Choice(["slack", "teams"]), required=True)
+@click.option("--platform", type=DELIVERING, required=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def outbox_purge(config_path: Path, platform: str, yes: bool) -> None:
     """Drop every message waiting for delivery on PLATFORM (the stream and the retry queue).
