@@ -61,7 +61,7 @@ ROOT_LOCK_S = 60  # longer than any client timeout, short enough that a crashed 
 ATTEMPT_TTL_S = 24 * 3600
 PAGE_RECORD_TTL_S = 3600  # what a page DM lists, kept past AMEND_WAIT so an amend can redraw it all
 PAGE_LOCK_MS = 15_000  # longer than a client call; a crashed writer frees the DM soon
-WINDOW_KEY_SLACK_MS = 60_000  # the window's own time is on the injected clock; Redis only cleans up
+WINDOW_KEY_SPARE_MS = 60_000  # the window's own time is on the injected clock; Redis only cleans up
 
 __all__ = ["AMEND_WAIT", "LINK_GRACE", "ROOT_LOCK_S", "Delivery", "DirectRef", "Link", "MaybePosted",
            "MergedPage", "PlatformClient", "RootGone", "also_paged", "page_list", "resolve_links", "thread_of"]
@@ -380,7 +380,7 @@ class Delivery:
         if window > 0:
             until = to_ms(self.clock.now()) + window
             await self.store.redis.set(self._window_key(user), json.dumps({"dm": sent.model_dump(), "until": until}),
-                                       px=window + WINDOW_KEY_SLACK_MS)
+                                       px=window + WINDOW_KEY_SPARE_MS)
         if missing:
             await self._queue_amend(message, sent)
         return sent.message_id
