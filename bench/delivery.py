@@ -1,6 +1,6 @@
 """How fast does a page reach the on-call person, idle and in a burst under 429s? Through the real stack.
 
-    .venv/bin/python bench/delivery.py [--idle 20] [--burst 100] [--fanout 500] [--merge]
+    .venv/bin/python bench/delivery.py [--idle 20] [--burst 100] [--fanout 500]
 
 build_runtime with the project config (escalator.yaml), the real Slack adapter and SlackTransport
 against the local recording Web API (tests/fakes/slack_api.py), the real DeliveryWorker on the
@@ -14,10 +14,11 @@ people are in working hours). Measured:
   rate-limit floor: messages in the busiest channel paced at 1/s after a burst of 3, plus holds;
 - fan-out: one message to `--fanout` channels (bulk priority) against the workspace budget.
 
-`--merge` gives the transport a plain page merge (bench-side: "Paged for ESC-1, ESC-2, ...";
-the real rendering belongs to the Slack delivery), so pages due together go as one DM.
-Counts duplicates, lost messages and dead letters. Redis is REDIS_URL (default :6379) under a
-throwaway prefix, deleted afterwards.
+Pages to one person are merged and folded by the real Delivery: pages due together go as one DM,
+and pages inside that DM's pacing window update it and notify with a reply under it. A page
+counts as arrived at the first post to the person's DM (the DM or such a reply) naming its case:
+when the person is notified. Counts duplicates, lost messages and dead letters. Redis is
+REDIS_URL (default :6379) under a throwaway prefix, deleted afterwards.
 """
 
 from __future__ import annotations
@@ -64,26 +65,6 @@ class ShiftedClock:
         return datetime.now(UTC) + self.offset
 
 
-class MergingSlack:
-    """SlackTransport plus a plain page merge (bench-side, see --merge)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.platform = inner.platform
-
-    def pace(self, message: OutboxMessage) -> Any:
-        return self.inner.pace(message)
-
-    async def deliver(self, message: OutboxMessage) -> str | None:
-        result: str | None = await self.inner.deliver(message)
-        return result
-
-    def merge(self, messages: list[OutboxMessage]) -> OutboxMessage | None:
-        ids = ", ".join(m.notice.case_id or "?" for m in messages)
-        notice = messages[0].notice.model_copy(update={"title": f"You are paged for {ids}", "links": []})
-        return messages[0].model_copy(update={"id": "merged-" + messages[0].id, "notice": notice})
-
-
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -115,8 +96,6 @@ class Bench:
                                      redis=RedisHandle(self.client, where="bench"), prefix=self.prefix)
         adapter = build_slack_adapter(self.runtime)
         transport: Any = adapter.transport()
-        if self.args.merge:
-            transport = MergingSlack(transport)
         self.worker = self.runtime.worker(transport)
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(self.worker.run_forever(self.stop))
@@ -141,11 +120,12 @@ class Bench:
         return reply.case_id, time.monotonic()
 
     def page_times(self) -> dict[str, float]:
-        """First DM page per case id, as the fake Slack received it."""
+        """First DM post naming each case (the page DM, or the notifying reply under it when the
+        page was folded into a DM sent before), as the fake Slack received it."""
         out: dict[str, float] = {}
         for call in self.api.calls_to("chat.postMessage"):
             channel, text = str(call.args.get("channel", "")), str(call.args.get("text", ""))
-            if channel.startswith("D") and "paged for" in text:
+            if channel.startswith("D") and "paged for" in text.lower():
                 for case in re.findall(r"ESC-\d+", text.split("\n")[0]):
                     out.setdefault(case, float(call.at))  # type: ignore[arg-type]
         return out
@@ -203,8 +183,13 @@ class Bench:
         roots = Counter(c.args.get("text") for c in to_l3
                         if c.args.get("channel") == "C0L3" and not c.args.get("thread_ts"))
         duplicates = sum(v - 1 for v in roots.values() if v > 1)
+        to_dms = [c for c in to_l3 if str(c.args.get("channel", "")).startswith("D")]
+        dms = {"posts": sum(1 for c in to_dms if not c.args.get("thread_ts")),
+               "notes": sum(1 for c in to_dms if c.args.get("thread_ts")),
+               "updates": sum(1 for c in self.api.calls_to("chat.update")
+                              if str(c.args.get("channel", "")).startswith("D"))}
         return {"latencies": latencies, "drain": done - started, "floor": floor, "busiest": busiest, "holds": holds,
-                "duplicates": duplicates, "missing_pages": len(set(handled) - set(pages))}
+                "duplicates": duplicates, "missing_pages": len(set(handled) - set(pages)), "dms": dms}
 
     async def fanout(self, n: int) -> dict[str, Any]:
         self.api.reset()
@@ -226,7 +211,6 @@ async def main() -> int:
     ap.add_argument("--idle", type=int, default=20)
     ap.add_argument("--burst", type=int, default=100)
     ap.add_argument("--fanout", type=int, default=500)
-    ap.add_argument("--merge", action="store_true", help="give the transport a plain page merge")
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     bench = Bench(args)
@@ -239,14 +223,16 @@ async def main() -> int:
         dead = await bench.runtime.outbox.dead_letters("slack", count=10_000)
     finally:
         await bench.close()
-    print(f"Delivery benchmark: real stack, fake Slack on loopback, merge={'on' if args.merge else 'off'}, "
-          f"{os.cpu_count()} CPUs")
+    print(f"Delivery benchmark: real stack, fake Slack on loopback, {os.cpu_count()} CPUs")
     print(f"{'measure':44} {'p50':>9} {'p99':>9}  goal")
     print(f"{'page after /escalate, idle (' + str(len(idle)) + ')':44} {statistics.median(idle):8.3f}s "
           f"{pct(idle, 0.99):8.3f}s  p99 <= 1 s")
     lat = burst["latencies"]
     print(f"{'page after /escalate, burst of ' + str(args.burst) + ' + 429s':44} "
           f"{statistics.median(lat) if lat else float('nan'):8.3f}s {pct(lat, 0.99):8.3f}s  p99 <= 3 s")
+    dms = burst["dms"]
+    print(f"burst page DMs: {dms['posts']} posted, {dms['updates']} updated in place (folds and links), "
+          f"{dms['notes']} notifying replies under them, for {args.burst} pages")
     print(f"burst drain {burst['drain']:.1f} s vs floor {burst['floor']:.1f} s "
           f"({burst['busiest'][1]} posts in {burst['busiest'][0]} at 1/s after 3, + {burst['holds']:.1f} s held): "
           f"x{burst['drain'] / burst['floor']:.2f} (goal <= 1.2)")

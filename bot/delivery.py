@@ -12,10 +12,17 @@ thread root, update it, reply, DM, post, upload, and find a root after a timeout
 - one link policy: a ThreadLink resolves to this platform's thread, else any platform's thread
   with a URL; a missing one holds the message back (waiting) up to LINK_GRACE, then it goes
   without the link;
-- the page rule: a DM page never waits for a link. It goes out at once with what is known, and
-  when a link was missing an `amend` message is queued that waits (up to AMEND_WAIT) for the
-  thread, then updates that DM in place with the link;
-- page merge (`merge`): several page DMs to one person become one DM.
+- the page rule: a DM page never waits for a link. It goes out at once with what is known (a
+  missing thread shows as the tier channel it will be in, `Notice.channel_links`), and when a
+  link was missing an `amend` message is queued that waits (up to AMEND_WAIT) for the thread,
+  then redraws that DM in place with every link known by then;
+- page merge: several page DMs to one person queued together become one DM (`merge`), and a
+  page that comes while that person's page DM is less than one pacing window old (the DM
+  bucket's refill time: 3 s on Slack) is folded into it: the DM is updated to list every case
+  ("Paged for ESC-1042, ESC-1043, ESC-1044"). An edit notifies nobody, and an on-call person
+  must hear of every new page, so each fold also sends a short notifying message naming the new
+  cases (the client's optional `notify_direct`: on Slack a reply under the DM that @mentions
+  them; else a new DM). One DM to read, one notification per page delivery.
 - root-post reconcile: before posting a root the Delivery records the attempt; when the client
   says the post may have happened (`MaybePosted`, a timeout), the retry asks `find_root` for it
   first and reuses what it finds, so a timed-out post is not doubled.
@@ -29,15 +36,18 @@ owns retries, holds, pacing and dead letters.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import NamedTuple, Protocol
 
 import structlog
+from pydantic import BaseModel, Field
 
-from bot.clock import Clock
-from bot.messages import NORMAL, Address, DirectRef, Notice, OutboxMessage, ThreadLink
+from bot.clock import Clock, to_ms
+from bot.messages import NORMAL, Address, ChannelLink, DirectRef, Notice, OutboxMessage, ThreadLink
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
 from bot.pacing import Pace
@@ -49,9 +59,12 @@ LINK_GRACE = timedelta(seconds=15)  # a linked thread is usually posted within a
 AMEND_WAIT = timedelta(minutes=10)  # below the outbox's WAIT_LIMIT: an amend that never resolves is dropped
 ROOT_LOCK_S = 60  # longer than any client timeout, short enough that a crashed poster frees the thread
 ATTEMPT_TTL_S = 24 * 3600
+PAGE_RECORD_TTL_S = 3600  # what a page DM lists, kept past AMEND_WAIT so an amend can redraw it all
+PAGE_LOCK_MS = 15_000  # longer than a client call; a crashed writer frees the DM soon
+WINDOW_KEY_SPARE_MS = 60_000  # the window's own time is on the injected clock; Redis only cleans up
 
 __all__ = ["AMEND_WAIT", "LINK_GRACE", "ROOT_LOCK_S", "Delivery", "DirectRef", "Link", "MaybePosted",
-           "PlatformClient", "RootGone", "resolve_links", "thread_of"]
+           "MergedPage", "PlatformClient", "RootGone", "also_paged", "page_list", "resolve_links", "thread_of"]
 
 
 class Link(NamedTuple):
@@ -116,7 +129,10 @@ class PlatformClient(Protocol):
         """Upload `notice.file` to a channel or (when `user` is set) a person; returns its id."""
         ...
 
-    # Optional (looked up with getattr): `async def open_space(name, members) -> channel` makes a
+    # Optional (looked up with getattr): `async def notify_direct(user, ref, notice, links) -> str`
+    # notifies the person about pages folded into the DM `ref` (Slack: a reply under it that
+    # @mentions them); without it the Delivery sends a new DM.
+    # `async def open_space(name, members) -> channel` makes a
     # channel of its own for a thread with `Notice.space` and invites `members` (platform user ids);
     # raise Undeliverable when the platform refuses, RetryLater when it may work later.
     # `async def invite_to_space(channel, members) -> None` invites people added later.
@@ -204,21 +220,11 @@ class Delivery:
                or (m.address.platform, m.address.user) != (first.address.platform, first.address.user)
                for m in messages):
             return None
-        notices = [m.notice for m in messages]
-        cases = list(dict.fromkeys(n.case_id or n.title for n in notices))
-        lines = [f"{n.case_id or n.title}" + (f" ({n.severity})" if n.severity else "")
-                 + f": {(n.text.splitlines() or [n.title])[0]}" for n in notices]
-        links = list(dict.fromkeys(ThreadLink(thread=lk.thread, label=f"Open {lk.case_id or lk.label}")
-                                   for n in notices for lk in n.links))
-        severities = sorted(n.severity for n in notices if n.severity)
-        notice = Notice(kind="page", title="Paged for " + ", ".join(cases), text="\n".join(lines),
-                        links=links, actions=list(dict.fromkeys(a for n in notices for a in n.actions)),
-                        mentions=list(dict.fromkeys(p for n in notices for p in n.mentions)),
-                        severity=severities[0] if severities else None, private=any(n.private for n in notices))
-        digest = hashlib.sha1("|".join(m.id for m in messages).encode()).hexdigest()[:16]
-        return OutboxMessage(id=f"merged-{digest}", address=first.address.model_copy(
+        parts, ids = _page_parts(messages)
+        digest = hashlib.sha1("|".join(ids).encode()).hexdigest()[:16]
+        return MergedPage(id=f"merged-{digest}", address=first.address.model_copy(
             update={"private": any(m.address.private for m in messages)}),
-            notice=notice, created_at=min(m.created_at for m in messages))
+            notice=page_list(parts), created_at=min(m.created_at for m in messages), parts=parts, part_ids=ids)
 
     # ---- the thread root ---------------------------------------------------------------
 
@@ -352,12 +358,119 @@ class Delivery:
         user, notice = message.address.user or "", message.notice
         if notice.kind != "page":
             return (await self.client.direct(user, notice, await self._links(message))).message_id
-        # A page waits for nothing but its own channel: send now, add missing links later.
+        return await self._page(message, user)
+
+    # ---- pages: at once, one DM per pacing window, amended with links ---------------------
+
+    async def _page(self, message: OutboxMessage, user: str) -> str:
+        """A DM page waits for nothing but its own channel: it goes now with what is known (a
+        missing thread shows as its tier channel, and an amend adds the link later). A page to
+        someone whose page DM went out less than a pacing window ago is folded into that DM."""
+        parts, ids = _page_parts([message])
+        dm = await self._open_page_dm(user)
+        if dm is not None:
+            folded = await self._fold(message, user, dm, parts, ids)
+            if folded is not None:
+                return folded
+        notice = page_list(parts)
         links, missing = await resolve_links(self.store, notice.links, self.platform)
-        sent = await self.client.direct(user, notice, links)
+        sent = await self.client.direct(user, self._with_channels(notice, missing), links)
+        await self._save_page_dm(sent, _PageDm(parts=parts, ids=ids, linked=_linked(notice, missing)))
+        window = self._page_window(message)
+        if window > 0:
+            until = to_ms(self.clock.now()) + window
+            await self.store.redis.set(self._window_key(user), json.dumps({"dm": sent.model_dump(), "until": until}),
+                                       px=window + WINDOW_KEY_SPARE_MS)
         if missing:
             await self._queue_amend(message, sent)
         return sent.message_id
+
+    async def _fold(self, message: OutboxMessage, user: str, dm: DirectRef, parts: list[Notice],
+                    ids: list[str]) -> str | None:
+        """Add pages to the DM already sent: update it so it lists every case, then notify the
+        person (an edit does not notify). None if that DM cannot take them (send a new one)."""
+        async with self._page_lock(dm, message.id):
+            record = await self._page_record(dm)
+            if record is None:
+                return None
+            new = [(part, i) for part, i in zip(parts, ids, strict=True) if i not in record.ids]
+            if not new:
+                return dm.message_id  # folded before (delivered again after a crash)
+            record = _PageDm(parts=record.parts + [p for p, _ in new], ids=record.ids + [i for _, i in new],
+                             linked=record.linked)
+            notice = page_list(record.parts)
+            links, missing = await resolve_links(self.store, notice.links, self.platform)
+            try:
+                await self.client.update_direct(dm, self._with_channels(notice, missing), links)
+            except Undeliverable as exc:  # deleted, too old to edit: the page goes as a new DM
+                log.warning("page DM cannot be updated; sending a new one", platform=self.platform, error=str(exc))
+                return None
+            # Notify before recording: a crash in between repeats the notice rather than losing it.
+            await self._notify(user, dm, also_paged([p for p, _ in new]))
+            record.linked = _linked(notice, missing)
+            await self._save_page_dm(dm, record)
+            log.info("page folded into the DM sent before", platform=self.platform, cases=len(record.parts))
+        if {lk.thread for p, _ in new for lk in p.links} & set(missing):
+            await self._queue_amend(message, dm)
+        return dm.message_id
+
+    async def _notify(self, user: str, dm: DirectRef, notice: Notice) -> None:
+        """Tell the person about pages folded into `dm`: the client's `notify_direct` (Slack: a
+        reply under the DM that @mentions them), else a new DM."""
+        notify = getattr(self.client, "notify_direct", None)
+        if notify is not None:
+            await notify(user, dm, notice, [])
+        else:
+            await self.client.direct(user, notice, [])
+
+    def _page_window(self, message: OutboxMessage) -> int:
+        """The pacing window of the person's DM, in ms: the time its bucket (the first pace) takes
+        to refill from empty. 0 when the DM is not paced (every page is its own DM)."""
+        paces = list(self.client.pace(message) or ())
+        if not paces or paces[0].rate <= 0:
+            return 0
+        return int(paces[0].interval_ms * max(1, paces[0].burst))
+
+    async def _open_page_dm(self, user: str) -> DirectRef | None:
+        raw = _text(await self.store.redis.get(self._window_key(user)))
+        if not raw:
+            return None
+        data = json.loads(raw)
+        if int(data.get("until", 0)) <= to_ms(self.clock.now()):
+            return None
+        return DirectRef.model_validate(data["dm"])
+
+    def _window_key(self, user: str) -> str:
+        return self.store.keys.dedupe(f"page-window:{self.platform}:{user}")
+
+    def _record_key(self, dm: DirectRef) -> str:
+        return self.store.keys.dedupe(f"page-dm:{self.platform}:{dm.conversation}:{dm.message_id}")
+
+    async def _page_record(self, dm: DirectRef) -> _PageDm | None:
+        raw = _text(await self.store.redis.get(self._record_key(dm)))
+        return _PageDm.model_validate_json(raw) if raw else None
+
+    async def _save_page_dm(self, dm: DirectRef, record: _PageDm) -> None:
+        await self.store.redis.set(self._record_key(dm), record.model_dump_json(), ex=PAGE_RECORD_TTL_S)
+
+    @contextlib.asynccontextmanager
+    async def _page_lock(self, dm: DirectRef, token: str) -> AsyncIterator[None]:
+        """One writer at a time per page DM (a fold in the DM's lane, an amend in its own lane)."""
+        key = self.store.keys.dedupe(f"page-lock:{self.platform}:{dm.conversation}:{dm.message_id}")
+        if not await self.store.redis.set(key, token, nx=True, px=PAGE_LOCK_MS):
+            raise RetryLater("the page DM is being updated", waiting=True)
+        try:
+            yield
+        finally:
+            await self.store.redis.eval(_RELEASE, 1, key, token)
+
+    def _with_channels(self, notice: Notice, missing: Sequence[str]) -> Notice:
+        """The notice with the channel links to show: this platform's, for threads not posted yet."""
+        shown: dict[str, ChannelLink] = {}
+        for c in notice.channel_links:
+            if c.platform == self.platform and c.thread in missing:
+                shown.setdefault(c.channel, c)
+        return notice.model_copy(update={"channel_links": list(shown.values())})
 
     async def _queue_amend(self, message: OutboxMessage, sent: DirectRef) -> None:
         # Its own lane: an amend waits for a thread to be posted, and pages to the same person
@@ -372,19 +485,34 @@ class Delivery:
                  case_id=message.notice.case_id)
 
     async def _amend(self, message: OutboxMessage) -> str | None:
+        """Once the page's thread exists, redraw the DM it went into: every case it lists, with
+        every link known by now (the tier channel stays for a thread still missing)."""
         notice = message.notice
-        if notice.amends is None or not message.address.user:
+        dm = notice.amends
+        if dm is None or not message.address.user:
             raise Undeliverable("an amend needs the direct message it updates")
-        links, missing = await resolve_links(self.store, notice.links, self.platform)
+        own, missing = await resolve_links(self.store, notice.links, self.platform)
         if missing:
             if self.clock.now() - message.created_at < AMEND_WAIT:
                 raise RetryLater(f"waiting for {', '.join(missing)} to add its link to the page", waiting=True)
             log.warning("page amend dropped: the thread never appeared", platform=self.platform,
-                     case_id=notice.case_id, missing=missing)
+                        case_id=notice.case_id, missing=missing)
             return None
-        await self.client.update_direct(notice.amends, notice.model_copy(update={"kind": "page", "amends": None}),
-                                        links)
-        return notice.amends.message_id
+        async with self._page_lock(dm, message.id):
+            record = await self._page_record(dm)
+            if record is None:  # a DM whose record expired: show this page alone, with its link
+                await self.client.update_direct(
+                    dm, notice.model_copy(update={"kind": "page", "amends": None, "channel_links": []}), own)
+                return dm.message_id
+            shown = page_list(record.parts)
+            links, missing = await resolve_links(self.store, shown.links, self.platform)
+            linked = _linked(shown, missing)
+            if set(linked) <= set(record.linked):
+                return dm.message_id  # an earlier amend already showed these links
+            await self.client.update_direct(dm, self._with_channels(shown, missing), links)
+            record.linked = linked
+            await self._save_page_dm(dm, record)
+        return dm.message_id
 
     async def _post(self, message: OutboxMessage) -> str:
         address = message.address
@@ -414,6 +542,80 @@ class Delivery:
         if address.private and address.channel and ref.channel != address.channel:
             raise Undeliverable(f"private case thread is in {ref.channel}, not in its private channel "
                                 f"{address.channel}; not cross-posting")
+
+
+# ---- pages: the list a page DM shows ---------------------------------------------------------
+
+
+class MergedPage(OutboxMessage):
+    """Pages to one person merged by `Delivery.merge`: the DM lists `parts`; `part_ids` are
+    their outbox ids (a part delivered again after a crash is recognised)."""
+
+    parts: list[Notice] = Field(default_factory=list)
+    part_ids: list[str] = Field(default_factory=list)
+
+
+class _PageDm(BaseModel):
+    """What a page DM lists (kept in Redis): its pages, their outbox ids, the threads it links."""
+
+    parts: list[Notice]
+    ids: list[str]
+    linked: list[str] = Field(default_factory=list)
+
+
+def _page_parts(messages: Sequence[OutboxMessage]) -> tuple[list[Notice], list[str]]:
+    parts: list[Notice] = []
+    ids: list[str] = []
+    for m in messages:
+        if isinstance(m, MergedPage) and m.parts:
+            parts += m.parts
+            ids += m.part_ids
+        else:
+            parts.append(m.notice)
+            ids.append(m.id)
+    return parts, ids
+
+
+def _page_line(n: Notice) -> str:
+    return (f"{n.case_id or n.title}" + (f" ({n.severity})" if n.severity else "")
+            + f": {(n.text.splitlines() or [n.title])[0]}")
+
+
+def page_list(notices: Sequence[Notice]) -> Notice:
+    """What one page DM shows: a single page as it is; several as "Paged for ESC-1042, ESC-1043",
+    one line and one link per case, the most severe severity, every tier channel they name."""
+    if len(notices) == 1:
+        return notices[0]
+    cases = list(dict.fromkeys(n.case_id or n.title for n in notices))
+    links = list(dict.fromkeys(ThreadLink(thread=lk.thread, label=f"Open {lk.case_id or lk.label}")
+                               for n in notices for lk in n.links))
+    severities = sorted(n.severity for n in notices if n.severity)
+    return Notice(kind="page", title="Paged for " + ", ".join(cases), text="\n".join(_page_line(n) for n in notices),
+                  links=links, actions=list(dict.fromkeys(a for n in notices for a in n.actions)),
+                  mentions=list(dict.fromkeys(p for n in notices for p in n.mentions)),
+                  severity=severities[0] if severities else None, private=any(n.private for n in notices),
+                  channel_links=list(dict.fromkeys(c for n in notices for c in n.channel_links)))
+
+
+def also_paged(notices: Sequence[Notice]) -> Notice:
+    """The notifying message for pages folded into a DM already sent ("Also paged for ESC-1043")."""
+    cases = list(dict.fromkeys(n.case_id or n.title for n in notices))
+    severities = sorted(n.severity for n in notices if n.severity)
+    return Notice(kind="page", title="Also paged for " + ", ".join(cases),
+                  text="\n".join(_page_line(n) for n in notices), case_id=notices[0].case_id,
+                  severity=severities[0] if severities else None, private=True)
+
+
+def _linked(notice: Notice, missing: Sequence[str]) -> list[str]:
+    """The threads a page DM now shows a link for."""
+    return sorted({lk.thread for lk in notice.links} - set(missing))
+
+
+# Delete a lock only if it is still ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 def _text(value: object) -> str:

@@ -98,6 +98,16 @@ class DirectRef(_Frozen):
     message_id: str
 
 
+class ChannelLink(_Frozen):
+    """The channel a thread is (to be) posted in, on one platform: a page points there while its
+    thread is not posted yet. Neutral: the adapter renders it (a channel mention, a deep link, a name)."""
+
+    thread: str  # the thread it stands in for
+    platform: str
+    channel: str  # the platform's channel id
+    label: str  # what to call it: "L3 Engineering channel"
+
+
 class Space(_Frozen):
     """A channel of its own for a thread (an incident space), made where the platform can.
 
@@ -128,6 +138,8 @@ class Notice(_Frozen):
     file: FileRef | None = None  # kind "upload"
     amends: DirectRef | None = None  # kind "amend": the direct message to update
     space: Space | None = None  # kind "card": root the thread in a channel of its own (bot.delivery)
+    # kind "page": where each linked thread will be; delivery shows the ones whose thread is missing
+    channel_links: list[ChannelLink] = Field(default_factory=list)
 
 
 class Address(_Frozen):

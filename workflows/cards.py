@@ -15,6 +15,7 @@ from bot.messages import (
     Audience,
     CardAction,
     CardField,
+    ChannelLink,
     InThread,
     Mention,
     Notice,
@@ -177,6 +178,15 @@ def tell(case: Case, uow: UnitOfWork, person: str, title: str, text: str, *, kin
     """
     if person not in case.informed:
         case.informed.append(person)
-    uow.say(Notice(kind="page" if kind == "page" else "direct", title=title, text=text,
-                   links=[link(case)], case_id=case.id, severity=case.severity.value, private=case.private),
+    page = kind == "page"
+    uow.say(Notice(kind="page" if page else "direct", title=title, text=text,
+                   links=[link(case)], case_id=case.id, severity=case.severity.value, private=case.private,
+                   channel_links=tier_channels(case, uow.config) if page else []),
             PersonDirect(person=person))
+
+
+def tier_channels(case: Case, config: Config) -> list[ChannelLink]:
+    """Where the case's thread is (to be) posted, per platform: a page points there until it exists."""
+    where = thread(case, config)
+    label = f"{tier_label(config, case.tier)} channel"
+    return [ChannelLink(thread=where.thread, platform=p, channel=c, label=label) for p, c in where.channels.items()]

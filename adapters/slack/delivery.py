@@ -9,7 +9,8 @@ What is Slack's own:
   answer, `find_root` looks for that tag in the channel's recent history (`conversations.history`
   with `include_all_metadata`) and the Delivery reuses what it finds instead of posting again;
 - a root's link is its permalink, built from the workspace URL (learnt once from `auth.test`);
-- direct messages go through `conversations.open` (the DM channel is remembered);
+- direct messages go through `conversations.open` (the DM channel is remembered); pages folded
+  into a page DM already sent notify the person with a reply under it that @mentions them;
 - uploads use the external upload flow (`files.getUploadURLExternal`, `files.completeUploadExternal`);
 - 429 becomes RetryLater with Retry-After, 5xx/timeouts/connection errors RetryLater with
   backoff, and errors that will never succeed (`channel_not_found`, `not_in_channel`,
@@ -35,7 +36,7 @@ from adapters.slack.inbound import permalink
 from adapters.slack.render import ResolvedLink, SlackMessage, render_notice
 from bot.clock import Clock
 from bot.delivery import Delivery, Link, MaybePosted, RootGone
-from bot.messages import DirectRef, Notice, OutboxMessage
+from bot.messages import DirectRef, Mention, Notice, OutboxMessage
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
 from bot.pacing import Pace
@@ -139,9 +140,13 @@ class SlackClient:
 
         chat.postMessage: about 1/s per channel (or DM) with short bursts, within a workspace
         budget. A card may be a chat.update of the root instead (Tier 3); a DM may first need a
-        conversations.open (Tier 3), which only its 429 holds, as most DMs skip it.
+        conversations.open (Tier 3), which only its 429 holds, as most DMs skip it. A page amend
+        is only a chat.update (Tier 3); a page folded into its DM also updates it (429 holds only).
+        The DM's bucket comes first: the Delivery folds pages within its refill time (3 s).
         """
         address, kind = message.address, message.notice.kind
+        if kind == "amend":  # a chat.update of a page DM: never takes a DM post slot from a page
+            return [Pace(method_key("chat.update"), *TIER_3)]
         if address.thread_key and address.channel:
             channel = "chat:" + address.channel
         elif address.user:
@@ -155,6 +160,8 @@ class SlackClient:
             paces.append(Pace(method_key("chat.update"), *TIER_3))
         elif channel.startswith("chat:dm:"):
             paces.append(Pace(method_key("conversations.open"), 0))
+            if kind == "page":  # folded into the DM sent before: a chat.update too (only its 429 holds)
+                paces.append(Pace(method_key("chat.update"), 0))
         return paces
 
     # ---- the thread root ------------------------------------------------------------------
@@ -227,6 +234,13 @@ class SlackClient:
         with slack_errors():
             await self.client.chat_update(channel=ref.conversation, ts=ref.message_id, text=rendered.text,
                                           blocks=rendered.blocks)
+
+    async def notify_direct(self, user: str, ref: DirectRef, notice: Notice, links: Sequence[Link]) -> str:
+        """Pages folded into the DM `ref` (edited in place, which notifies nobody): a reply under
+        that DM that @mentions the person, so Slack notifies them and the DM stays one message."""
+        mention = Mention(person=user, name=user, user_id=user)
+        rendered = render_notice(notice.model_copy(update={"mentions": [mention]}), links=_resolved(links))
+        return await self._post(ref.conversation, rendered, thread_ts=ref.message_id)
 
     async def post(self, channel: str, reply_to: str | None, notice: Notice, links: Sequence[Link]) -> str:
         return await self._post(channel, render_notice(notice, links=_resolved(links)), thread_ts=reply_to)

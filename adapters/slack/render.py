@@ -27,9 +27,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
     StaticSelectElement,
 )
+from slack_sdk.models.messages import ObjectLink
 from slack_sdk.models.views import View
 
-from adapters.slack import ids
+from adapters.slack import SPEC, ids
 from bot.config import Config
 from bot.incidents import STATUS_LABEL, UPDATE_STATUSES
 from bot.messages import CardAction, Notice, Reply
@@ -136,6 +137,10 @@ def render_notice(notice: Notice, *, links: Sequence[ResolvedLink] = (),
     if links:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=link(lnk.url, lnk.label))
                                              for lnk in links[:CONTEXT_ELEMENTS]]))
+    if notice.channel_links:
+        places = ", ".join(channel_mention(c.channel, c.label) for c in notice.channel_links[:CONTEXT_ELEMENTS])
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=f"Case thread not posted yet: it will be in {places}")]))
     if notice.kind == "card" and notice.private:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
             text=":lock: Private case: it is discussed in this channel only.")]))
@@ -144,6 +149,14 @@ def render_notice(notice: Notice, *, links: Sequence[ResolvedLink] = (),
     fallback += escape(notice.title) + (f": {body}" if body and notice.kind != "card" else "")
     return SlackMessage(text=cut(fallback, FALLBACK_CHARS),
                         blocks=_fit(blocks, actions, more))
+
+
+def channel_mention(channel: str, label: str) -> str:
+    """A channel as Slack links one in text (`<#C0L3>`, shown as its name, a link for members);
+    the escaped label for anything that is not a channel id."""
+    if re.fullmatch(SPEC.channel_id_pattern or r"[CG][A-Z0-9]+", channel):
+        return str(ObjectLink(object_id=channel))
+    return escape(label)
 
 
 def _mention(user_id: str | None, name: str) -> str:

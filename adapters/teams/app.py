@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -457,7 +458,7 @@ def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:
     if service_url and (app_id or _is_local(service_url)):
         delivery = TeamsTransport(store=runtime.store, clock=runtime.clock, connectors=connectors,
                                   service_url=service_url, bot_id=f"28:{app_id or 'escalator-local'}",
-                                  tenant_id=tenant)
+                                  tenant_id=tenant, group_id=_group(runtime))
     elif service_url:
         log.warning("MICROSOFT_APP_ID is empty: Teams messages wait in the outbox", platform="teams")
     loopback_only = not app_id and not env.allow_unauthenticated
@@ -467,6 +468,13 @@ def build_teams_adapter(runtime: Runtime) -> TeamsAdapter:
 def _tenant(runtime: Runtime) -> str | None:
     teams = runtime.config.platform_settings("teams")
     return (teams.tenant_id if teams else None) or runtime.settings.platform(TeamsEnv).tenant_id.strip() or None
+
+
+def _group(runtime: Runtime) -> str | None:
+    """The team's Entra group id (for channel deep links in pages): `team_id` when it is one (a GUID)."""
+    teams = runtime.config.platform_settings("teams")
+    team = (teams.team_id if teams else None) or ""
+    return team if re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", team) else None
 
 
 def _vouched_for(turn_context: TurnContext) -> bool:

@@ -6,7 +6,9 @@ A case card opens a new conversation (a post) in the tier's Teams channel; every
 reply in that thread (`<channel>;messageid=<root>`), and the card itself is updated in place with
 `update_activity` on the stored root id, never posted twice. Pages @mention the paged people in
 the thread; direct messages go to the person's 1:1 chat with the bot (its conversation reference
-is kept in Redis from install and message events). Errors map to the outbox's RetryLater (429,
+is kept in Redis from install and message events); a page sent before its case thread exists
+names the tier channel, with a deep link when the team's Entra group id is configured
+(`platforms.teams.team_id` as a GUID). Errors map to the outbox's RetryLater (429,
 412, 5xx, network) honouring Retry-After, or Undeliverable (400, 403, 404).
 """
 
@@ -29,7 +31,7 @@ from botbuilder.schema import (
 from botframework.connector.aio import ConnectorClient
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
-from adapters.teams.inbound import message_link
+from adapters.teams.inbound import channel_link, message_link
 from adapters.teams.render import (
     MAX_IMAGE_CARD_BYTES,
     Link,
@@ -137,7 +139,8 @@ class TeamsClient:
     platform = "teams"
 
     def __init__(self, *, store: Store, clock: Clock, connectors: ConnectorSource, service_url: str,
-                 bot_id: str, tenant_id: str | None, gap_s: float = THREAD_GAP_S) -> None:
+                 bot_id: str, tenant_id: str | None, gap_s: float = THREAD_GAP_S,
+                 group_id: str | None = None) -> None:
         self.store = store
         self.clock = clock
         self.connectors = connectors
@@ -145,6 +148,7 @@ class TeamsClient:
         self.bot_id = bot_id
         self.tenant_id = tenant_id
         self.gap_s = gap_s
+        self.group_id = group_id  # the team's Entra group id: channel deep links need it
 
     def pace(self, message: OutboxMessage) -> list[Pace]:
         """Per conversation (thread, chat or channel) 7 messages a second, within the bot's
@@ -196,16 +200,32 @@ class TeamsClient:
 
     async def direct(self, user: str, notice: Notice, links: Sequence[CoreLink]) -> DirectRef:
         """A 1:1 message: through the stored conversation, or a new 1:1 chat in our tenant."""
-        activity = await self._message_activity(notice, links)
+        activity = await self._message_activity(notice, [*links, *self._channel_links(notice)])
         conversation, service_url = await self._chat_with(user)
         sent = await self._send(conversation, activity, "send a direct message", service_url)
         return DirectRef(conversation=conversation, message_id=sent or "")
 
     async def update_direct(self, ref: DirectRef, notice: Notice, links: Sequence[CoreLink]) -> None:
-        activity = await self._message_activity(notice, links)
+        activity = await self._message_activity(notice, [*links, *self._channel_links(notice)])
         activity.id = ref.message_id
         await self._call("update a direct message",
                          lambda c: c.conversations.update_activity(ref.conversation, ref.message_id, activity))
+
+    async def notify_direct(self, user: str, ref: DirectRef, notice: Notice, links: Sequence[CoreLink]) -> str:
+        """Pages folded into the page message `ref` (an edit notifies nobody): a new message in the
+        person's 1:1 chat, which does (a 1:1 chat has no threads to reply in)."""
+        activity = await self._message_activity(notice, links)
+        _, service_url = await self._chat_with(user)
+        return await self._send(ref.conversation, activity, "notify in a 1:1 chat", service_url) or ""
+
+    def _channel_links(self, notice: Notice) -> list[CoreLink]:
+        """Deep links to the channels a page's threads will be in, when the team's group id is known
+        (else the card names the channel: see `notice_card`)."""
+        if not (self.group_id and self.tenant_id):
+            return []
+        return [CoreLink(f"Go to the {c.label}", channel_link(c.channel, c.label, group=self.group_id,
+                                                              tenant=self.tenant_id))
+                for c in notice.channel_links if is_teams_channel(c.channel)]
 
     async def post(self, channel: str, reply_to: str | None, notice: Notice, links: Sequence[CoreLink]) -> str:
         """A post in a channel (link-back, status), in a thread when `reply_to` names one."""
@@ -319,9 +339,10 @@ class TeamsTransport(Delivery):
     """The Delivery for Teams (`bot.outbox.Transport`); one per process, shared by its delivery worker."""
 
     def __init__(self, *, store: Store, clock: Clock, connectors: ConnectorSource, service_url: str,
-                 bot_id: str, tenant_id: str | None, gap_s: float = THREAD_GAP_S) -> None:
+                 bot_id: str, tenant_id: str | None, gap_s: float = THREAD_GAP_S,
+                 group_id: str | None = None) -> None:
         self.teams = TeamsClient(store=store, clock=clock, connectors=connectors, service_url=service_url,
-                                 bot_id=bot_id, tenant_id=tenant_id, gap_s=gap_s)
+                                 bot_id=bot_id, tenant_id=tenant_id, gap_s=gap_s, group_id=group_id)
         super().__init__(client=self.teams, store=store, clock=clock)
 
 

@@ -87,6 +87,12 @@ def message_link(channel: str, message_id: str, *, root: str | None = None, tena
     return f"{TEAMS_WEB}/l/message/{quote(channel, safe='')}/{quote(message_id, safe='')}?{'&'.join(params)}"
 
 
+def channel_link(channel: str, name: str, *, group: str, tenant: str) -> str:
+    """A Teams deep link to a channel: its id, a display name, and the team's Entra group id."""
+    return (f"{TEAMS_WEB}/l/channel/{quote(channel, safe='')}/{quote(name, safe='')}"
+            f"?groupId={quote(group, safe='')}&tenantId={quote(tenant, safe='')}")
+
+
 def actor_of(activity: Activity, config: Config) -> Actor:
     """Who sent it: a configured person when their Teams id (29:...) or AAD id is in the config."""
     sender = activity.from_property

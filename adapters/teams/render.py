@@ -215,10 +215,15 @@ def notice_card(notice: Notice, *, tier: str | None = None, links: Sequence[Link
     actions += [{"type": "Action.OpenUrl", "title": label, "url": url} for label, url in links]
     fields = [(f.label, f.value) for f in notice.fields]
 
+    places = ", ".join(dict.fromkeys(c.label for c in notice.channel_links))
+
     def build(text_chars: int, value_chars: int, max_fields: int, more: str) -> Card:
         body: list[dict[str, Any]] = [{"type": "Container", "style": style, "bleed": True, "items": header}]
         body += _text_blocks(notice.text, limit=text_chars, more=more)
         body += _fact_rows(fields, value_chars=value_chars, max_fields=max_fields, more=more)
+        if places:  # a page whose case thread is not posted yet: where it will be
+            body.append(rich(run(f"Case thread not posted yet: it will be in the {places}.", isSubtle=True),
+                             spacing="Small"))
         return _card(body, actions, f"{title}. {notice.text[:300]}")
 
     return _fitted(build, notice.case_id)
