@@ -47,7 +47,7 @@ import structlog
 from pydantic import BaseModel, Field
 
 from bot.clock import Clock, to_ms
-from bot.messages import NORMAL, Address, ChannelLink, DirectRef, Notice, OutboxMessage, ThreadLink
+from bot.messages import NORMAL, Address, ChannelLink, DirectRef, Notice, OutboxMessage, ThreadLink, case_thread_of
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
 from bot.pacing import Pace
@@ -581,13 +581,19 @@ def _page_line(n: Notice) -> str:
             + f": {(n.text.splitlines() or [n.title])[0]}")
 
 
+def _subject(link: ThreadLink) -> str:
+    """What a thread link is about, as a page DM lists it: the case id, else the link's label."""
+    case = case_thread_of(link.thread)
+    return case[0] if case else link.label
+
+
 def page_list(notices: Sequence[Notice]) -> Notice:
     """What one page DM shows: a single page as it is; several as "Paged for ESC-1042, ESC-1043",
     one line and one link per case, the most severe severity, every tier channel they name."""
     if len(notices) == 1:
         return notices[0]
     cases = list(dict.fromkeys(n.case_id or n.title for n in notices))
-    links = list(dict.fromkeys(ThreadLink(thread=lk.thread, label=f"Open {lk.case_id or lk.label}")
+    links = list(dict.fromkeys(ThreadLink(thread=lk.thread, label=f"Open {_subject(lk)}")
                                for n in notices for lk in n.links))
     severities = sorted(n.severity for n in notices if n.severity)
     return Notice(kind="page", title="Paged for " + ", ".join(cases), text="\n".join(_page_line(n) for n in notices),

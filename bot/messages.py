@@ -8,7 +8,7 @@ or an Adaptive Card; nothing here knows either format.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -59,28 +59,12 @@ class ThreadLink(_Frozen):
     thread: str
     label: str
 
-    @model_validator(mode="before")
-    @classmethod
-    def _case_thread(cls, data: Any) -> Any:
-        """Accept `case_id` + `tier` (a case's tier thread) as the thread's name."""
-        if isinstance(data, dict) and "case_id" in data and "tier" in data:
-            data = dict(data)
-            data["thread"] = case_thread(data.pop("case_id"), data.pop("tier"))
-        return data
-
-    # Case-thread views of the name, for adapters that still address case threads by (case, tier).
-    @property
-    def case_id(self) -> str:
-        return _case_part(self.thread)[0]
-
-    @property
-    def tier(self) -> str:
-        return _case_part(self.thread)[1]
 
 
-def _case_part(name: str | None) -> tuple[str, str]:
+def case_thread_of(name: str | None) -> tuple[str, str] | None:
+    """(case id, tier) when `name` is a case's tier thread (`case:ESC-1:L2`), else None."""
     parts = (name or "").split(":")
-    return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "case" else ("", "")
+    return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "case" else None
 
 
 class FileRef(_Frozen):
@@ -151,32 +135,6 @@ class Address(_Frozen):
     thread: str | None = None
     reply_to: str | None = None  # a raw platform thread id (the origin thread of a link-back)
     private: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _case_thread(cls, data: Any) -> Any:
-        """Accept `thread_case` + `thread_tier` (a case's tier thread) as the thread's name."""
-        if isinstance(data, dict) and ("thread_case" in data or "thread_tier" in data):
-            data = dict(data)
-            case_id, tier = data.pop("thread_case", None), data.pop("thread_tier", None)
-            if case_id and tier:
-                data["thread"] = case_thread(case_id, tier)
-        return data
-
-    @property
-    def thread_case(self) -> str | None:
-        return _case_part(self.thread)[0] or None
-
-    @property
-    def thread_tier(self) -> str | None:
-        return _case_part(self.thread)[1] or None
-
-    @property
-    def thread_key(self) -> str | None:
-        """`ESC-1:L2` for a case thread (pacing and logs), the thread name for any other thread."""
-        if self.thread_case and self.thread_tier:
-            return f"{self.thread_case}:{self.thread_tier}"
-        return self.thread
 
     @property
     def lane(self) -> str:

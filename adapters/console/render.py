@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from bot.messages import Notice, OutboxMessage, Reply
+from bot.messages import Notice, OutboxMessage, Reply, case_thread_of
 
 
 def where(message: OutboxMessage) -> str:
     a = message.address
     if a.user:
         place = f"DM {a.user}"
-    elif a.thread_case:
-        place = f"{a.channel} · thread {a.thread_case}/{a.thread_tier}"
+    elif parts := case_thread_of(a.thread):
+        place = f"{a.channel} · thread {parts[0]}/{parts[1]}"
     elif a.thread:  # a thread named by another subject (an incident space)
         place = f"{a.channel} · thread {a.thread}"
     else:
@@ -35,7 +35,8 @@ def notice_lines(notice: Notice, *, update: bool = False) -> list[str]:
     if notice.actions:
         lines.append("   " + " ".join(f"[{a.label}]" for a in notice.actions))
     for link in notice.links:
-        lines.append(f"   → {link.label}: {link.case_id} thread in {link.tier}" if link.case_id
+        case = case_thread_of(link.thread)
+        lines.append(f"   → {link.label}: {case[0]} thread in {case[1]}" if case
                      else f"   → {link.label}: thread {link.thread}")
     return lines
 

@@ -134,7 +134,7 @@ class ConsoleSession:
                 for entry_id, data in entries:
                     raw = data.get(b"m") or data.get("m")
                     message = OutboxMessage.model_validate_json(raw)
-                    key = f"{message.address.platform}:{message.address.channel}:{message.address.thread_key}"
+                    key = f"{message.address.platform}:{message.address.channel}:{message.address.thread}"
                     update = message.notice.kind == "card" and key in self.seen_cards
                     if message.notice.kind == "card":
                         self.seen_cards.add(key)

@@ -362,9 +362,8 @@ class SlackAdapter:
         """Thread links whose thread is already posted (a brand-new case's is not, yet)."""
         out = []
         for lnk in links:
-            threads = await self.runtime.store.threads(lnk.case_id)
-            ref = threads.get(f"slack:{lnk.tier}") or next(
-                (r for k, r in threads.items() if k.endswith(f":{lnk.tier}") and r.url), None)
+            refs = await self.runtime.store.thread_refs(lnk.thread)
+            ref = refs.get("slack") or next((r for r in refs.values() if r.url), None)
             if ref is not None and ref.url:
                 out.append(render.ResolvedLink(label=lnk.label, url=ref.url))
         return out

@@ -147,7 +147,7 @@ class SlackClient:
         address, kind = message.address, message.notice.kind
         if kind == "amend":  # a chat.update of a page DM: never takes a DM post slot from a page
             return [Pace(method_key("chat.update"), *TIER_3)]
-        if address.thread_key and address.channel:
+        if address.thread and address.channel:
             channel = "chat:" + address.channel
         elif address.user:
             channel = "chat:dm:" + address.user

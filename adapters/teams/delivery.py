@@ -154,7 +154,7 @@ class TeamsClient:
         """Per conversation (thread, chat or channel) 7 messages a second, within the bot's
         overall budget; shared by every worker through Redis."""
         address = message.address
-        key = address.thread_key or address.user or address.channel
+        key = address.thread or address.user or address.channel
         if address.reply_to and address.channel:
             key = thread_conversation(address.channel, address.reply_to)
         if not key:

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.clock import FakeClock
 from bot.commands import Command
-from bot.messages import OutboxMessage, Reply
+from bot.messages import OutboxMessage, Reply, case_thread
 from bot.model import Actor
 from bot.runtime import Runtime
 
@@ -48,7 +48,7 @@ async def pages_to(runtime: Runtime, user: str, platform: str = "slack") -> list
 
 async def thread_titles(runtime: Runtime, case_id: str, tier: str, platform: str = "slack") -> list[str]:
     return [m.notice.title for m in await posted(runtime, platform)
-            if m.address.thread_case == case_id and m.address.thread_tier == tier]
+            if m.address.thread == case_thread(case_id, tier)]
 
 
 class Sleeps:

@@ -78,7 +78,8 @@ async def test_declaring_links_matching_open_cases_and_tells_enterprise_customer
     slack = await posted(runtime, "slack")
     card = [m for m in slack if m.notice.kind == "card" and m.notice.case_id == matching][-1]
     assert any(f.label == "Incident" and inc_id in f.value for f in card.notice.fields)
-    assert any(m.address.thread_case == matching and f"Part of incident {inc_id}" in m.notice.title for m in slack)
+    assert any(str(m.address.thread).startswith(f"case:{matching}:") and f"Part of incident {inc_id}" in m.notice.title
+               for m in slack)
     globex = customer_posts(slack, "C0GLOBEXSHARED")
     assert len(globex) == 1 and APOLOGY in globex[0].notice.text and "checkout" in globex[0].notice.text
     initech = customer_posts(await posted(runtime, "teams"), "19:initech@thread.tacv2")
@@ -152,7 +153,8 @@ async def test_customers_read_only_the_status_and_scrubbed_text_never_notes_case
     assert all(m.notice.case_id is None and m.notice.bulk for m in globex)
     # The agents answer from the update in their case thread; the note stays in the incident space.
     slack = await posted(runtime)
-    assert any(m.address.thread_case == case_id and "update · Identified" in m.notice.title for m in slack)
+    assert any(str(m.address.thread).startswith(f"case:{case_id}:") and "update · Identified" in m.notice.title
+               for m in slack)
     assert all("SECRET-NOTE" not in m.notice.text for m in slack if m.address.thread != f"incident:{inc_id}")
 
 

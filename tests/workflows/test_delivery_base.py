@@ -18,7 +18,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.delivery import AMEND_WAIT, LINK_GRACE, Delivery, Link, MaybePosted, RootGone
-from bot.messages import Address, DirectRef, FileRef, Notice, OutboxMessage, ThreadLink
+from bot.messages import Address, DirectRef, FileRef, Notice, OutboxMessage, ThreadLink, case_thread
 from bot.model import ThreadRef
 from bot.outbox import RetryLater, Undeliverable
 from bot.runtime import Runtime
@@ -119,16 +119,15 @@ def message(kind: str, title: str, clock: FakeClock, *, links: Sequence[ThreadLi
 
 
 def card(clock: FakeClock, version: int = 1, title: str = "ESC-1042 card") -> OutboxMessage:
-    return message("card", title, clock, version=version, channel="C0L2", thread_case="ESC-1042",
-                   thread_tier="L2")
+    return message("card", title, clock, version=version, channel="C0L2", thread=case_thread("ESC-1042", "L2"))
 
 
 def in_thread(kind: str, title: str, clock: FakeClock, **kw: Any) -> OutboxMessage:
-    return message(kind, title, clock, channel="C0L2", thread_case="ESC-1042", thread_tier="L2", **kw)
+    return message(kind, title, clock, channel="C0L2", thread=case_thread("ESC-1042", "L2"), **kw)
 
 
 def to_l3(label: str = "Open the case thread") -> ThreadLink:
-    return ThreadLink(case_id="ESC-1042", tier="L3", label=label)
+    return ThreadLink(thread=case_thread("ESC-1042", "L3"), label=label)
 
 
 async def post_l3(runtime: Runtime, platform: str = "slack", url: str | None = "https://chat.example/l3") -> None:
@@ -326,7 +325,7 @@ async def test_an_amend_whose_thread_never_appears_is_dropped_after_its_wait(
 async def test_several_pages_to_one_person_merge_into_one_direct_message(
         delivery: Delivery, platform: FakePlatform, clock: FakeClock) -> None:
     pages = [message("page", f"You are paged for {case} (sev1)", clock, case_id=case, user="U0BEN",
-                     links=[ThreadLink(case_id=case, tier="L3", label="Open the case thread")])
+                     links=[ThreadLink(thread=case_thread(case, "L3"), label="Open the case thread")])
              for case in ("ESC-1042", "ESC-1043", "ESC-1044")]
     merged = delivery.merge(pages)
     assert merged is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import DeescalateCase, EscalateCase, OpenCase, ShowCase
+from bot.messages import case_thread_of
 from bot.model import CaseStatus, Origin
 from bot.runtime import Runtime
 from tests.workflows.helpers import person, posted, run, thread_titles
@@ -60,7 +61,7 @@ async def test_the_origin_conversation_gets_a_link_back_without_private_details(
     link = next(m for m in await posted(runtime, "teams") if m.notice.kind == "post")
     assert link.address.channel == origin.channel and link.address.reply_to == "1700000000"
     assert "Charged twice" not in link.notice.title and "ESC-1001" in link.notice.title
-    assert link.notice.links[0].case_id == "ESC-1001"
+    assert case_thread_of(link.notice.links[0].thread) == ("ESC-1001", "L2")
 
 
 async def test_escalating_moves_the_case_to_a_new_thread_and_leaves_a_pointer(runtime: Runtime) -> None:

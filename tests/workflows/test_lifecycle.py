@@ -14,6 +14,7 @@ from bot.commands import (
     ResolveCase,
     SetWaiting,
 )
+from bot.messages import case_thread_of
 from bot.model import CaseStatus
 from bot.runtime import Runtime
 from tests.workflows.helpers import person, posted, run
@@ -53,7 +54,7 @@ async def test_the_card_is_updated_in_place_on_every_change(runtime: Runtime) ->
     assert [c.notice.status for c in cards] == ["open", "acknowledged", "resolved"]
     assert [c.notice.case_version for c in cards] == sorted(c.notice.case_version or 0 for c in cards)
     assert [a.action for a in cards[-1].notice.actions] == ["reopen"]
-    assert {(c.address.thread_case, c.address.thread_tier) for c in cards} == {(case_id, "L2")}
+    assert {case_thread_of(c.address.thread) for c in cards} == {(case_id, "L2")}
 
 
 async def test_hand_off_and_watchers_tell_the_people_concerned(runtime: Runtime) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from bot.clock import FakeClock
 from bot.commands import AcknowledgeCase, OpenCase, ShowOnCall
+from bot.messages import case_thread_of
 from bot.runtime import Runtime
 from tests.workflows.helpers import pages_to, person, posted, run
 
@@ -28,7 +29,7 @@ async def test_policy_steps_page_in_order_with_their_waits_and_repeat(runtime: R
     assert len(await pages_to(runtime, "U0CLEO")) == 2 and len(await pages_to(runtime, "U0GUS")) == 1
     clock.advance(minutes=15)
     await runtime.scheduler.run_due()  # step 3: the whole channel
-    thread_pages = [m for m in await posted(runtime) if m.notice.kind == "page" and m.address.thread_case]
+    thread_pages = [m for m in await posted(runtime) if m.notice.kind == "page" and case_thread_of(m.address.thread)]
     assert "whole channel" in thread_pages[-1].notice.title
     clock.advance(minutes=10)
     await runtime.scheduler.run_due()  # repeat: 1 -> round 2 starts at step 1
@@ -57,7 +58,7 @@ async def test_a_page_says_why_and_when_the_next_step_comes(runtime: Runtime) ->
     await open_l2(runtime)
     page = (await pages_to(runtime, "U0CLEO"))[0]
     assert "on call for l2-primary" in page.notice.text and "Next step in 10m" in page.notice.text
-    in_thread = next(m for m in await posted(runtime) if m.notice.kind == "page" and m.address.thread_case)
+    in_thread = next(m for m in await posted(runtime) if m.notice.kind == "page" and case_thread_of(m.address.thread))
     assert [m.user_id for m in in_thread.notice.mentions] == ["U0CLEO"]
 
 

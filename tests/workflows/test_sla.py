@@ -12,7 +12,7 @@ from tests.workflows.helpers import person, posted, run
 
 async def sla_notices(runtime: Runtime, case_id: str) -> list[str]:
     return [m.notice.title for m in await posted(runtime)
-            if m.address.thread_case == case_id and m.notice.title.startswith("SLA")]
+            if str(m.address.thread).startswith(f"case:{case_id}:") and m.notice.title.startswith("SLA")]
 
 
 async def test_the_acknowledge_clock_warns_at_80_percent_and_breaches_at_100_once(

@@ -14,7 +14,7 @@ import pytest
 from adapters.slack.app import SlackAdapter
 from adapters.slack.delivery import SlackTransport, web_client
 from bot.clock import FakeClock, from_ms
-from bot.messages import Address, CardField, Notice, OutboxMessage, ThreadLink
+from bot.messages import Address, CardField, Notice, OutboxMessage, ThreadLink, case_thread
 from bot.model import ThreadRef
 from bot.outbox import DeliveryWorker, RetryLater, Undeliverable
 from bot.pacing import Pace
@@ -184,8 +184,8 @@ async def test_a_card_delivered_again_updates_instead_of_posting(
     assert case is not None
     from workflows.cards import case_card
 
-    again = OutboxMessage(id="m-again", address=Address(platform="slack", channel="C0L2", thread_case="ESC-1001",
-                                                       thread_tier="L2"),
+    again = OutboxMessage(id="m-again",
+                          address=Address(platform="slack", channel="C0L2", thread=case_thread("ESC-1001", "L2")),
                           notice=case_card(case, slack_runtime.config, slack_runtime.clock.now()),
                           created_at=slack_runtime.clock.now())
     ts = await transport.deliver(again)
@@ -205,7 +205,7 @@ async def test_an_older_card_arriving_late_is_skipped(
     def card_message(version: int, owner: str | None) -> OutboxMessage:
         state = case.model_copy(update={"version": version, "owner": owner})
         return OutboxMessage(id=f"m-v{version}", address=Address(
-            platform="slack", channel="C0L2", thread_case="ESC-1001", thread_tier="L2"),
+            platform="slack", channel="C0L2", thread=case_thread("ESC-1001", "L2")),
             notice=case_card(state, slack_runtime.config, slack_runtime.clock.now()),
             created_at=slack_runtime.clock.now())
 
@@ -255,8 +255,8 @@ async def test_a_reply_waits_for_its_thread_root(slack_runtime: Runtime, adapter
                                                  clock: FakeClock) -> None:
     transport = adapter.transport()
     assert transport is not None
-    reply = OutboxMessage(id="m-r", address=Address(platform="slack", channel="C0L2", thread_case="ESC-9",
-                                                   thread_tier="L2"),
+    reply = OutboxMessage(id="m-r",
+                          address=Address(platform="slack", channel="C0L2", thread=case_thread("ESC-9", "L2")),
                           notice=Notice(kind="reply", title="hello", case_id="ESC-9"), created_at=clock.now())
     with pytest.raises(RetryLater, match="thread root not posted yet"):
         await transport.deliver(reply)
@@ -267,7 +267,7 @@ async def test_a_link_to_a_thread_not_yet_posted_waits_a_little_then_goes_withou
     transport = adapter.transport()
     assert transport is not None
     message = post("C0HELP", "Escalated to L3", message_id="m-l", clock=clock,
-                   links=[ThreadLink(case_id="ESC-7", tier="L3", label="Follow the case thread")])
+                   links=[ThreadLink(thread=case_thread("ESC-7", "L3"), label="Follow the case thread")])
     with pytest.raises(RetryLater, match="linked thread not posted yet"):
         await transport.deliver(message)
     await slack_runtime.store.set_thread("ESC-7", "L3", ThreadRef(platform="teams", channel="19:x", root_id="1",
@@ -276,7 +276,7 @@ async def test_a_link_to_a_thread_not_yet_posted_waits_a_little_then_goes_withou
     assert "<https://teams.example/thread|Follow the case thread>" in text_of(api.messages["C0HELP"][0])
     clock.advance(minutes=1)
     late = post("C0HELP", "Escalated", message_id="m-late", clock=clock,
-                links=[ThreadLink(case_id="ESC-8", tier="L3", label="Follow")])
+                links=[ThreadLink(thread=case_thread("ESC-8", "L3"), label="Follow")])
     clock.advance(minutes=1)
     await transport.deliver(late)
     assert len(api.messages["C0HELP"]) == 2
@@ -331,8 +331,8 @@ def test_pacing_is_per_channel_or_per_direct_message_within_the_workspace_budget
     channel = post("C0L2", "x", message_id="1", clock=clock)
     dm = OutboxMessage(id="2", address=Address(platform="slack", user="U0CLEO", private=True),
                        notice=Notice(kind="direct", title="x"), created_at=clock.now())
-    card_update = OutboxMessage(id="3", address=Address(platform="slack", channel="C0L2", thread_case="ESC-1",
-                                                        thread_tier="L2"),
+    card_update = OutboxMessage(id="3",
+                                address=Address(platform="slack", channel="C0L2", thread=case_thread("ESC-1", "L2")),
                                 notice=Notice(kind="card", title="x"), created_at=clock.now())
     workspace = Pace("workspace", 10.0, 20)
     assert transport.pace(channel) == [Pace("chat:C0L2", 1.0, 3), workspace]
@@ -364,8 +364,8 @@ async def test_a_private_message_is_never_cross_posted_to_another_channel(
     transport = adapter.transport()
     assert transport is not None
     await slack_runtime.store.set_thread("ESC-5", "L2", ThreadRef(platform="slack", channel="C0L2", root_id="1.2"))
-    reply = OutboxMessage(id="m-p", address=Address(platform="slack", channel="G0L2PRIVATE", thread_case="ESC-5",
-                                                   thread_tier="L2", private=True),
+    reply = OutboxMessage(id="m-p", address=Address(platform="slack", channel="G0L2PRIVATE",
+                                                   thread=case_thread("ESC-5", "L2"), private=True),
                           notice=Notice(kind="reply", title="secret", case_id="ESC-5", private=True),
                           created_at=clock.now())
     with pytest.raises(Undeliverable, match="not cross-posting"):

@@ -16,7 +16,7 @@ import yaml
 from adapters.slack.delivery import CARD_EVENT, SlackTransport, web_client
 from bot.clock import FakeClock
 from bot.delivery import MaybePosted
-from bot.messages import Address, FileRef, Notice, OutboxMessage, ThreadLink
+from bot.messages import Address, FileRef, Notice, OutboxMessage, ThreadLink, case_thread
 from bot.runtime import Runtime
 from bot.store import Commit
 from tests.adapters.slack.conftest import Sleeps
@@ -35,8 +35,8 @@ def impatient(runtime: Runtime, api: FakeSlackApi, clock: FakeClock) -> SlackTra
 
 def case_card(clock: FakeClock, *, message_id: str = "m-card", version: int = 1, title: str = "ESC-1042 card"
               ) -> OutboxMessage:
-    return OutboxMessage(id=message_id, address=Address(platform="slack", channel="C0L2", thread_case="ESC-1042",
-                                                       thread_tier="L2"),
+    return OutboxMessage(id=message_id,
+                         address=Address(platform="slack", channel="C0L2", thread=case_thread("ESC-1042", "L2")),
                          notice=Notice(kind="card", title=title, case_id="ESC-1042", case_version=version),
                          created_at=clock.now())
 
@@ -95,7 +95,7 @@ async def test_a_page_to_a_person_is_not_held_back_by_a_missing_thread_and_gets_
     api.fail("chat.postMessage", status=429, retry_after=30, channel="C0L2")  # the tier channel is held
     page = OutboxMessage(id="m-page", address=Address(platform="slack", user="U0CLEO", private=True),
                          notice=Notice(kind="page", title="You are paged for ESC-1042 (sev1)", case_id="ESC-1042",
-                                       links=[ThreadLink(case_id="ESC-1042", tier="L2",
+                                       links=[ThreadLink(thread=case_thread("ESC-1042", "L2"),
                                                          label="Open the case thread")]),
                          created_at=clock.now())
     await slack_runtime.store.commit(Commit(messages=[case_card(clock), page]))

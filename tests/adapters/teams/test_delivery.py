@@ -10,7 +10,17 @@ import pytest
 
 from adapters.teams.delivery import USERS, TeamsTransport
 from bot.clock import FakeClock
-from bot.messages import Address, CardAction, CardField, FileRef, Mention, Notice, OutboxMessage, ThreadLink
+from bot.messages import (
+    Address,
+    CardAction,
+    CardField,
+    FileRef,
+    Mention,
+    Notice,
+    OutboxMessage,
+    ThreadLink,
+    case_thread,
+)
 from bot.model import ThreadRef
 from bot.pacing import Pace
 from bot.store import Commit
@@ -31,7 +41,7 @@ def case_card(version: int = 1, status: str = "open", title: str = "ESC-1042 · 
 
 
 def in_thread(notice: Notice, tier: str = "L2", channel: str = L2) -> OutboxMessage:
-    return message(notice, channel=channel, thread_case="ESC-1042", thread_tier=tier)
+    return message(notice, channel=channel, thread=case_thread("ESC-1042", tier))
 
 
 async def enqueue(teams: TeamsHarness, *messages: OutboxMessage) -> None:
@@ -138,7 +148,7 @@ async def test_a_direct_page_uses_the_persons_stored_1to1_chat(teams: TeamsHarne
     await teams.remember("install_personal", user="ben")
     await posted_root(teams)
     page = Notice(kind="page", title="You are paged for ESC-1042 (sev2)", case_id="ESC-1042",
-                  links=[ThreadLink(case_id="ESC-1042", tier="L2", label="Open the case thread")])
+                  links=[ThreadLink(thread=case_thread("ESC-1042", "L2"), label="Open the case thread")])
 
     await enqueue(teams, message(page, user="29:ben", private=True))
     await teams.deliver()
@@ -165,7 +175,7 @@ async def test_a_direct_message_to_someone_without_a_chat_opens_one_in_the_tenan
 async def test_a_link_back_post_replies_in_the_origin_thread(teams: TeamsHarness) -> None:
     await posted_root(teams)
     post = Notice(kind="post", title="Escalated to L2 Specialists as ESC-1042 · Cannot log in", case_id="ESC-1042",
-                  links=[ThreadLink(case_id="ESC-1042", tier="L2", label="Follow the case thread")])
+                  links=[ThreadLink(thread=case_thread("ESC-1042", "L2"), label="Follow the case thread")])
 
     await enqueue(teams, message(post, channel="19:l1@thread.tacv2", reply_to="1732352400000"))
     await teams.deliver()
@@ -176,7 +186,7 @@ async def test_a_link_back_post_replies_in_the_origin_thread(teams: TeamsHarness
 
 
 async def test_a_link_to_a_thread_nobody_posted_yet_waits(teams: TeamsHarness) -> None:
-    post = Notice(kind="post", title="see the L3 thread", links=[ThreadLink(case_id="ESC-1042", tier="L3",
+    post = Notice(kind="post", title="see the L3 thread", links=[ThreadLink(thread=case_thread("ESC-1042", "L3"),
                                                                                label="L3 thread")])
     await enqueue(teams, message(post, channel="19:status@thread.tacv2"))
     await teams.deliver()
@@ -202,7 +212,7 @@ async def test_messages_in_one_thread_are_paced_at_seven_a_second(teams: TeamsHa
     await teams.deliver()
 
     bot = Pace("bot", 50.0, 50)
-    assert transport.pace(replies[0]) == [Pace("ESC-1042:L2", 7.0, 7), bot]
+    assert transport.pace(replies[0]) == [Pace("case:ESC-1042:L2", 7.0, 7), bot]
     assert transport.pace(message(Notice(kind="direct", title="x"), user="29:ben")) == [Pace("29:ben", 7.0, 7), bot]
     # the root and six replies go at once (a burst of 7), then one every 1/7 s (the fake clock stands still)
     assert teams.sleeps == pytest.approx([1 / 7] * 4, abs=0.002)
@@ -306,7 +316,7 @@ async def test_people_configured_by_entra_object_id_are_mentioned_by_their_teams
 async def test_a_link_that_never_resolves_is_left_out_rather_than_losing_the_message(teams: TeamsHarness) -> None:
     thread = await posted_root(teams)
     moved = Notice(kind="reply", title="Escalated to L3 Engineering by Alice Adams", case_id="ESC-1042",
-                   links=[ThreadLink(case_id="ESC-1042", tier="L3", label="Continue in L3")])
+                   links=[ThreadLink(thread=case_thread("ESC-1042", "L3"), label="Continue in L3")])
     await enqueue(teams, in_thread(moved))
     for _ in range(3):  # Slack is down: its L3 thread never appears
         await teams.deliver()
@@ -323,7 +333,7 @@ async def test_a_direct_page_is_not_held_back_by_a_missing_thread_and_gets_its_l
     await teams.remember("install_personal", user="ben")
     teams.connector.fail_next(429, retry_after=30, op="create_conversation")  # the tier channel is held
     page = Notice(kind="page", title="You are paged for ESC-1042 (sev1)", case_id="ESC-1042",
-                  links=[ThreadLink(case_id="ESC-1042", tier="L2", label="Open the case thread")])
+                  links=[ThreadLink(thread=case_thread("ESC-1042", "L2"), label="Open the case thread")])
 
     await enqueue(teams, in_thread(case_card()), message(page, user="29:ben", private=True))
     await teams.deliver()

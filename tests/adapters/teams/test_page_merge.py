@@ -26,7 +26,7 @@ def page(case: str, clock: FakeClock) -> OutboxMessage:
     """A page to Ben as the paging workflow words it: the thread link and where that thread will be."""
     notice = Notice(kind="page", title=f"You are paged for {case} (sev1)", case_id=case, severity="sev1",
                     text=f"Checkout down for {case}\nWhy you: on call for l2-primary (L2 Specialists, step 1 of 3).",
-                    links=[ThreadLink(case_id=case, tier="L2", label="Open the case thread")],
+                    links=[ThreadLink(thread=case_thread(case, "L2"), label="Open the case thread")],
                     channel_links=[ChannelLink(thread=case_thread(case, "L2"), platform="teams", channel=L2,
                                                label="L2 Specialists channel"),
                                    ChannelLink(thread=case_thread(case, "L2"), platform="slack", channel="C0L2",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.teams.render import card_bytes, mention_text, notice_card, reply_card
-from bot.messages import CardAction, CardField, Notice, Reply, ThreadLink
+from bot.messages import CardAction, CardField, Notice, Reply, ThreadLink, case_thread
 from tests.adapters.teams.harness import TeamsHarness, assert_valid_card, card_text
 
 LIMIT = 28_000
@@ -38,7 +38,8 @@ def timeline_reply(entries: int) -> Reply:
         ("Customer", "Globex Corp (enterprise)"), ("Severity", "sev2"), ("Tier", "L2 Specialists"),
         ("Status", "Open, waiting for acknowledgement"), ("Watchers", "alice, ben, cleo")]]
     return Reply(title="ESC-1042 · Charged twice", text="Timeline:\n" + "\n".join(lines), fields=fields,
-                 case_id="ESC-1042", links=[ThreadLink(case_id="ESC-1042", tier="L2", label="Open the case thread")])
+                 case_id="ESC-1042",
+                 links=[ThreadLink(thread=case_thread("ESC-1042", "L2"), label="Open the case thread")])
 
 
 SHAPES: dict[str, Any] = {
