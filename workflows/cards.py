@@ -148,12 +148,20 @@ def case_views(before: Case | None, after: Case, config: Config, now: datetime) 
     tiers = [after.tier] + ([before.tier] if before is not None and before.tier.lower() != after.tier.lower() else [])
     for tier in tiers:
         card = case_card(after, config, now, thread_tier=tier)
-        if before is not None and tier.lower() == before.tier.lower() == after.tier.lower():
+        if before is not None and tier.lower() == before.tier.lower() == after.tier.lower() \
+                and not _shown_fields_differ(before, after):
             old = case_card(before, config, now, thread_tier=tier)
             if old.model_copy(update={"case_version": None}) == card.model_copy(update={"case_version": None}):
                 continue
         out.append((card, thread(after, config, tier)))
     return out
+
+
+def _shown_fields_differ(before: Case, after: Case) -> bool:
+    """Fields the card of the current tier always shows: when one changed, so did the card (the
+    common case, decided without drawing the old card)."""
+    return (before.status, before.owner, before.severity, before.title) != \
+        (after.status, after.owner, after.severity, after.title)
 
 
 def reply(case: Case, uow: UnitOfWork, title: str, text: str = "", *, tier: str | None = None,
