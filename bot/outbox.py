@@ -44,6 +44,9 @@ GROUP = "delivery"
 WAIT_LIMIT = timedelta(minutes=15)  # how long a message may wait for another one (its root, a link)
 MAX_AGE = timedelta(hours=1)  # how long a rate-limited message may keep waiting before it is dead
 MERGE_LIMIT = 50
+MAX_IN_FLIGHT = 16  # deliveries at once per worker: also the most a kill -9 can repeat (no answer recorded)
+ALIVE_TTL_MS = 6000  # a worker that has not said it lives for this long is taken over
+TAKE_OVER_GUARD_MS = 1000  # below ALIVE_TTL_MS less a beat: a dead worker's entries are that idle
 
 
 class RetryLater(Exception):
@@ -144,6 +147,31 @@ if mode ~= 'retry' and seq > 0 then
 end
 redis.call('XACK', KEYS[2], 'delivery', ARGV[2])
 redis.call('XDEL', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+# KEYS: workers set, the consumer's alive key. ARGV: consumer, ttl ms. Registers the consumer and
+# says it lives; returns 1 if its previous word was still standing.
+_BEAT = """
+local before = redis.call('EXISTS', KEYS[2])
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+return before
+"""
+
+# KEYS: workers set, the consumer's alive key, then the streams. ARGV: consumer, group.
+# Forgets a consumer that is not alive and holds no entry in any stream; 1 if forgotten.
+_FORGET = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+for i = 3, #KEYS do
+  local ok, rows = pcall(redis.call, 'XPENDING', KEYS[i], ARGV[2], '-', '+', 1, ARGV[1])
+  if ok and #rows > 0 then return 0 end
+end
+for i = 3, #KEYS do
+  pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[i], ARGV[2], ARGV[1])
+end
+redis.call('SREM', KEYS[1], ARGV[1])
 return 1
 """
 
@@ -360,6 +388,52 @@ class Outbox:
             await pipe.execute()
         return len(rows)
 
+    # ---- which workers are alive ---------------------------------------------------------
+
+    def _workers_key(self, platform: str) -> str:
+        return f"{self.keys.base}:workers:{platform}"
+
+    def _alive_key(self, platform: str, consumer: str) -> str:
+        return f"{self.keys.base}:alive:{platform}:{consumer}"
+
+    async def beat(self, platform: str, consumer: str, ttl_ms: int) -> bool:
+        """Say that `consumer` lives for `ttl_ms` more. False if its last word had expired (or it is
+        new): others may have taken over what it held."""
+        keys = [self._workers_key(platform), self._alive_key(platform, consumer)]
+        return bool(await self._script(_BEAT, keys, [consumer, ttl_ms]))
+
+    async def leave(self, platform: str, consumer: str) -> None:
+        """A stopping worker: the others may take what it still holds at once."""
+        await self.redis.delete(self._alive_key(platform, consumer))
+
+    async def dead_consumers(self, platform: str, me: str) -> list[str]:
+        """Workers that said they live and have not said so within their TTL: killed, or cut off."""
+        names = sorted(n for n in (_s(m) for m in await self.redis.smembers(self._workers_key(platform))) if n != me)
+        if not names:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.exists(self._alive_key(platform, name))
+        return [name for name, alive in zip(names, await pipe.execute(), strict=True) if not alive]
+
+    async def take_over(self, platform: str, stream: str, dead: str, me: str, count: int,
+                        guard_ms: int = TAKE_OVER_GUARD_MS) -> list[tuple[Any, Any]]:
+        """Claim up to `count` entries the dead consumer `dead` read from `stream` and never finished.
+
+        The minimum idle time keeps two survivors from both taking the same entry: the first
+        claim makes it fresh, the second skips it."""
+        rows: Any = await self.redis.xpending_range(stream, GROUP, min="-", max="+", count=count, consumername=dead)
+        ids = [row["message_id"] for row in rows]
+        if not ids:
+            return []
+        claimed: Any = await self.redis.xclaim(stream, GROUP, me, guard_ms, ids)
+        return [(i, d) for i, d in claimed if d]
+
+    async def forget_consumer(self, platform: str, consumer: str) -> bool:
+        """Drop a dead consumer from the group and the register once it holds nothing."""
+        keys = [self._workers_key(platform), self._alive_key(platform, consumer), *self.keys.outboxes(platform)]
+        return bool(await self._script(_FORGET, keys, [consumer, GROUP]))
+
     async def mark_sent(self, platform: str, message_id: str, result: str | None) -> None:
         await self.redis.set(self.keys.sent(platform, message_id), result or "", ex=SENT_TTL_S)
 
@@ -402,9 +476,10 @@ class DeliveryWorker:
 
     def __init__(self, outbox: Outbox, transport: Transport, *, consumer: str, max_attempts: int = 6,
                  base_delay_s: float = 2.0, max_delay_s: float = 300.0, claim_idle_ms: int = 60_000,
-                 sleep: Sleep = asyncio.sleep, max_in_flight: int = 16, max_age: timedelta = MAX_AGE,
+                 sleep: Sleep = asyncio.sleep, max_in_flight: int = MAX_IN_FLIGHT, max_age: timedelta = MAX_AGE,
                  read_count: int = 100, max_buffered: int = 5000, shutdown_grace_s: float = 10.0,
-                 claim_every_s: float = 1.0, health: LoopHealth | None = None) -> None:
+                 claim_every_s: float = 1.0, health: LoopHealth | None = None,
+                 alive_ttl_ms: int = ALIVE_TTL_MS) -> None:
         self.outbox = outbox
         self.transport = transport
         self.platform = transport.platform
@@ -413,6 +488,7 @@ class DeliveryWorker:
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.claim_idle_ms = claim_idle_ms
+        self.alive_ttl_ms = alive_ttl_ms
         self.sleep = sleep
         self.max_in_flight = max_in_flight
         self.max_age = max_age
@@ -432,6 +508,10 @@ class DeliveryWorker:
         self._next_due: int | None = 0
         self._last_claim = 0.0
         self._last_touch = time.monotonic()
+        self._alive = False  # says it lives (run_forever): the others wait for its word to lapse
+        self._lapsed = False  # its word lapsed meanwhile: others may have taken over what it holds
+        self._confirmed = 0.0  # when (monotonic) a word last found the previous one still standing
+        self._word = asyncio.Lock()  # one word at a time, so a lapse one of them finds is never missed
         self._stop: asyncio.Event | None = None
         self.in_flight_peak = 0
         self._started = False
@@ -469,6 +549,9 @@ class DeliveryWorker:
         and hand back every entry still held, so another process takes it at once."""
         self._stop = stop = stop or asyncio.Event()
         await self._start()
+        await self.outbox.beat(self.platform, self.consumer, self.alive_ttl_ms)
+        self._alive, self._confirmed = True, time.monotonic()
+        heart = asyncio.create_task(self._heartbeat(), name=f"outbox-heartbeat-{self.platform}")
         reader = asyncio.create_task(self._reader(stop), name=f"outbox-reader-{self.platform}")
         stopper = asyncio.create_task(stop.wait())
         failures = 0
@@ -492,6 +575,7 @@ class DeliveryWorker:
             # Killed: do nothing more (like a crashed process); the entries stay claimable.
             reader.cancel()
             stopper.cancel()
+            heart.cancel()
             for task in self._tasks:
                 task.cancel()
             raise
@@ -499,7 +583,10 @@ class DeliveryWorker:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-        await self.shutdown()
+        try:
+            await self.shutdown()  # still saying it lives while it finishes its deliveries
+        finally:
+            heart.cancel()
 
     async def _recover(self, exc: Exception, failures: int, stop: asyncio.Event) -> int:
         """After a failed loop step: start afresh if Redis lost its data, else log and back off.
@@ -542,7 +629,11 @@ class DeliveryWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
-        return await self.hand_back()
+        handed = await self.hand_back()
+        if self._alive:
+            self._alive = False
+            await self.outbox.leave(self.platform, self.consumer)  # the others forget it at once
+        return handed
 
     async def hand_back(self) -> int:
         """Every entry this consumer still holds becomes claimable by the others now: XCLAIM it
@@ -550,23 +641,91 @@ class DeliveryWorker:
         redis = self.outbox.redis
         idle = max(self.claim_idle_ms, 60_000) * 100
         total = 0
-        for stream in self.streams:
-            start = "-"
-            while True:
-                rows: Any = await redis.xpending_range(stream, GROUP, min=start, max="+", count=500,
-                                                       consumername=self.consumer)
-                ids = [row["message_id"] for row in rows]
-                if ids:
-                    await redis.xclaim(stream, GROUP, self.consumer, 0, ids, idle=idle, justid=True)
-                    total += len(ids)
-                if len(rows) < 500:
-                    break
-                start = "(" + _s(ids[-1])
+        for stream, ids in (await self._own_pending()).items():
+            for i in range(0, len(ids), 500):
+                batch: list[Any] = ids[i:i + 500]
+                await redis.xclaim(stream, GROUP, self.consumer, 0, batch, idle=idle, justid=True)
+            total += len(ids)
         self._lanes.clear()
         self._held.clear()
         if total:
             log.info("handed back held messages", platform=self.platform, count=total)
         return total
+
+    async def _own_pending(self) -> dict[str, list[str]]:
+        """The ids this consumer has read and not finished, by stream (Redis's view, not ours)."""
+        owned: dict[str, list[str]] = {}
+        for stream in self.streams:
+            start = "-"
+            while True:
+                rows: Any = await self.outbox.redis.xpending_range(stream, GROUP, min=start, max="+", count=500,
+                                                                   consumername=self.consumer)
+                ids = [_s(row["message_id"]) for row in rows]
+                owned.setdefault(stream, []).extend(ids)
+                if len(rows) < 500:
+                    break
+                start = "(" + ids[-1]
+        return owned
+
+    # ---- liveness: a killed worker's entries are taken over within seconds ------------------
+
+    async def _heartbeat(self) -> None:
+        """Say every TTL/6 that this worker lives (run_forever, until its shutdown ends). A lapsed
+        word (a stall longer than the TTL, Redis out of reach) means the others may have taken over
+        what it holds: the loop then keeps only what is still its own."""
+        while True:
+            await asyncio.sleep(self.alive_ttl_ms / 6000)
+            with contextlib.suppress(Exception):  # Redis trouble: the loops report and back off
+                await self._say_alive()
+
+    async def _say_alive(self) -> None:
+        async with self._word:
+            if await self.outbox.beat(self.platform, self.consumer, self.alive_ttl_ms):
+                self._confirmed = time.monotonic()
+            elif self._alive:
+                self._lapsed = True
+                self._wake.set()
+
+    async def _confirm_alive(self) -> None:
+        """Before dispatching after a gap in its words (the heartbeat stalled with the process, or
+        could not reach Redis): make sure nobody took over meanwhile, else keep only its own."""
+        if not self._lapsed:
+            await self._say_alive()
+        if self._lapsed:
+            await self._keep_own()
+
+    async def _keep_own(self) -> None:
+        """After a lapse: drop the entries Redis no longer counts as this consumer's."""
+        self._lapsed = False
+        owned = await self._own_pending()
+        mine = {f"{stream} {i}" for stream, ids in owned.items() for i in ids}
+        lost = [key for key in self._held if key not in mine]
+        log.warning("worker was presumed dead; keeping only what is still its own", platform=self.platform,
+                    worker=self.consumer, taken_over=len(lost))
+        for key in lost:
+            self._held.pop(key, None)
+        for lane in self._lanes.values():  # (a delivery in flight goes on: the bounded repeat)
+            lane.entries = [e for e in lane.entries if e.key in mine]
+
+    async def _take_over_dead(self, count: int) -> int:
+        """Claim what workers that stopped saying they live still hold, without waiting for the
+        idle claim; then forget those workers."""
+        added = 0
+        guard = min(TAKE_OVER_GUARD_MS, self.alive_ttl_ms // 3)
+        for dead in await self.outbox.dead_consumers(self.platform, self.consumer):
+            taken, more = 0, False
+            for stream in self.streams:
+                rows = await self.outbox.take_over(self.platform, stream, dead, self.consumer, count, guard)
+                taken += self._add(stream, rows)
+                more = more or len(rows) >= count
+            if taken:
+                log.info("took over a dead worker's messages", platform=self.platform, worker=dead, count=taken)
+            if not more:
+                await self.outbox.forget_consumer(self.platform, dead)
+            added += taken
+        if added:
+            self._wake.set()
+        return added
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -626,7 +785,7 @@ class DeliveryWorker:
     async def _claim_orphans(self, count: int) -> int:
         """Take over entries another consumer read and left idle (crashed, or handed back)."""
         self._last_claim = time.monotonic()
-        added = 0
+        added = await self._take_over_dead(count)
         for stream in self.streams:
             claim: Any = await self.outbox.redis.xautoclaim(stream, GROUP, self.consumer,
                                                             min_idle_time=self.claim_idle_ms, start_id="0-0",
@@ -652,6 +811,8 @@ class DeliveryWorker:
         return added
 
     async def _housekeeping(self) -> None:
+        if self._alive and (self._lapsed or time.monotonic() - self._confirmed > self.alive_ttl_ms / 2000):
+            await self._confirm_alive()
         now = self._now_ms()
         if self._next_due is not None and self._next_due <= now:
             await self._move_due()

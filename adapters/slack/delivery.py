@@ -50,7 +50,6 @@ CARD_EVENT = "escalator_card"  # the metadata event type on every thread root we
 HISTORY_LIMIT = 100  # how far back find_root looks: a tier channel rarely gets 100 roots in a minute
 CHANNEL_BURST = 3  # ... with short bursts allowed
 WORKSPACE_BUDGET = (10.0, 20)  # chat.postMessage across the workspace: (per second, burst)
-TIER_3 = (50 / 60, 20)  # Web API Tier 3 methods (chat.update, conversations.open): 50+/min
 
 # Errors that no retry will fix: dead-letter at once, with the error in the entry.
 PERMANENT_ERRORS = frozenset({
@@ -139,9 +138,11 @@ class SlackClient:
         """The buckets a message draws from, shared by every worker through Redis.
 
         chat.postMessage: about 1/s per channel (or DM) with short bursts, within a workspace
-        budget. A card may be a chat.update of the root instead (Tier 3); a DM may first need a
-        conversations.open (Tier 3), which only its 429 holds, as most DMs skip it. A page amend
-        is only a chat.update (Tier 3); a page folded into its DM also updates it (429 holds only).
+        budget. A card may be a chat.update of the root instead, and a DM may first need a
+        conversations.open (both Tier 3, 50+/min): only their 429s hold those, as most cards of a
+        burst are first posts and most DMs skip the open (pacing every card at 50/min made a burst
+        of 100 new cases wait almost two minutes for their cards). A page amend is only a
+        chat.update (Tier 3); a page folded into its DM also updates it (429 holds only).
         The DM's bucket comes first: the Delivery folds pages within its refill time (3 s).
         """
         address, kind = message.address, message.notice.kind
@@ -157,7 +158,7 @@ class SlackClient:
             return []
         paces = [Pace(channel, 1.0 / self.pace_s, CHANNEL_BURST), Pace("workspace", *WORKSPACE_BUDGET)]
         if kind == "card":
-            paces.append(Pace(method_key("chat.update"), *TIER_3))
+            paces.append(Pace(method_key("chat.update"), 0))
         elif channel.startswith("chat:dm:"):
             paces.append(Pace(method_key("conversations.open"), 0))
             if kind == "page":  # folded into the DM sent before: a chat.update too (only its 429 holds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +15,33 @@ from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 from tests.conftest import PROJECT_CONFIG
 from tests.reliability.redis_servers import RedisProcess, cluster, need_redis_binaries
+from tests.reliability.storm import BackgroundStorm
+
+STORM_S = float(os.environ.get("ESCALATOR_TEST_STORM_S", "60"))
 
 
 @pytest.fixture(scope="session")
 def project_config() -> Config:
     return load_config(PROJECT_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def storm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundStorm]:
+    """The 429 storm (tests/reliability/storm.py), running in the background from its start."""
+    need_redis_binaries()
+    running = BackgroundStorm(tmp_path_factory.mktemp("storm"), STORM_S)
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _storm_starts_first(request: pytest.FixtureRequest) -> None:
+    """Start the storm with the first reliability test when its test is selected, so its minute
+    passes while the others run."""
+    if any("storm" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("storm")
 
 
 @pytest.fixture

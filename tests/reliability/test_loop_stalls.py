@@ -69,14 +69,16 @@ async def test_the_worst_40_kb_escalation_never_holds_the_event_loop_for_more_th
     assert server.port is not None
     escalations = Escalations(api)
     escalations.texts["tr-worst"] = f"L1 sev3 {WORST}"
-    with LoopProbe() as probe:
-        async with aiohttp.ClientSession() as session:
-            answer = await escalations.send(session, server.port, "tr-worst")
-        assert answer.case_id, answer
-        # The case card, rendered from the scrubbed text and posted by the delivery worker.
-        await until(lambda: any(c.args.get("channel") == "C0L1" for c in api.calls_to("chat.postMessage")),
-                    "the case card posted")
-    await server.close()
-    await runtime.close()
+    try:
+        with LoopProbe() as probe:
+            async with aiohttp.ClientSession() as session:
+                answer = await escalations.send(session, server.port, "tr-worst")
+            assert answer.case_id, answer
+            # The case card, rendered from the scrubbed text and posted by the delivery worker.
+            await until(lambda: any(c.args.get("channel") == "C0L1" for c in api.calls_to("chat.postMessage")),
+                        "the case card posted")
+    finally:  # a failure must not leave the server's workers running into the next test
+        await server.close()
+        await runtime.close()
     print(f"longest loop stretch: {probe.longest * 1000:.1f} ms")
     assert probe.longest < LIMIT_S, f"the loop was held {probe.longest * 1000:.0f} ms"

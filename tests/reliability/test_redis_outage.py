@@ -76,7 +76,7 @@ async def test_a_redis_outage_is_logged_once_each_way_and_work_resumes(
         async with TestServer(build_web_app(runtime, [RecordingAdapter(transport)])):
             await asyncio.sleep(0.5)
             throwaway_redis.stop()
-            await asyncio.sleep(4)  # the old loops logged a traceback every second of this
+            await asyncio.sleep(2.5)  # the old loops logged a traceback every second of this
             throwaway_redis.start()
             case_id = await open_case(runtime, "after the outage")
 

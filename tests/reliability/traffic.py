@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import json
 import re
 import subprocess
@@ -21,9 +22,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import redis.asyncio as aioredis
 import yaml
 from slack_sdk.signature import SignatureVerifier
 
+from bot.keys import Keys
 from tests.conftest import PROJECT_CONFIG
 from tests.fakes.slack_api import FakeSlackApi
 from tests.reliability.serve_process import start_serve, stop
@@ -101,19 +104,24 @@ class Escalations:
     api: FakeSlackApi
     answers: list[Answer] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)  # trigger id -> command text
+    # trigger id -> the support channel it is run in: spread like the tiers, so the link-backs
+    # ("Escalated to T3 as ESC-1004") are not 100 posts paced at 1 a second in one channel
+    sources: dict[str, str] = field(default_factory=dict)
 
     def new(self, n: int, label: str) -> list[str]:
         triggers = []
         for i in range(n):
             trigger = f"tr-{label}-{i}-{uuid.uuid4().hex[:6]}"
             self.texts[trigger] = f"T{i % TIERS} sev3 {label} number {i} cannot log in"
+            self.sources[trigger] = f"C0SUP{i % TIERS}"
             triggers.append(trigger)
         return triggers
 
     def body(self, trigger: str) -> str:
         return urlencode({
-            "token": "legacy", "team_id": "T0ACME", "team_domain": "acme", "channel_id": "C0SUPPORT",
-            "channel_name": "support", "user_id": "U0ALICE", "user_name": "alice", "command": "/escalate",
+            "token": "legacy", "team_id": "T0ACME", "team_domain": "acme",
+            "channel_id": self.sources.get(trigger, "C0SUPPORT"), "channel_name": "support",
+            "user_id": "U0ALICE", "user_name": "alice", "command": "/escalate",
             "text": self.texts[trigger], "api_app_id": "A0ESC", "is_enterprise_install": "false",
             "response_url": self.api.response_url, "trigger_id": trigger})
 
@@ -192,11 +200,66 @@ def posts(api: FakeSlackApi) -> Counter[str]:
                    for c in api.calls_to("chat.postMessage"))
 
 
+def post_key(call: Any) -> str:
+    """Where and what a chat.postMessage posted: the same key twice is the same post twice."""
+    return f"{call.args.get('channel')}|{call.args.get('thread_ts')}|{call.args.get('text')}"
+
+
+def paged_in(call: Any) -> set[tuple[str, str]]:
+    """(DM channel, case id) of every page a page DM carries (pages to one person merge)."""
+    channel = str(call.args.get("channel", ""))
+    if not channel.startswith("D0P"):
+        return set()
+    title = str(call.args.get("text", "")).split("\n", 1)[0]
+    return {(channel, m.group(1)) for m in CASE_ID.finditer(title)}
+
+
+def repeats(api: FakeSlackApi, pages_per_case: int = 1) -> tuple[list[str], list[tuple[str, str]]]:
+    """What reached people twice: posts (not page DMs) posted again, once per extra time, and pages
+    (DM channel, case) beyond `pages_per_case`. Pages are counted one by one, as a page DM sent
+    again after a restart may merge other pages than the first time."""
+    seen: set[str] = set()
+    paged: Counter[tuple[str, str]] = Counter()
+    posts_again: list[str] = []
+    pages_again: list[tuple[str, str]] = []
+    for call in api.calls_to("chat.postMessage"):
+        if str(call.args.get("channel", "")).startswith("D0P"):
+            for page in sorted(paged_in(call)):
+                if paged[page] >= pages_per_case:
+                    pages_again.append(page)
+                paged[page] += 1
+            continue
+        key = post_key(call)
+        if key in seen:
+            posts_again.append(key)
+        seen.add(key)
+    return posts_again, pages_again
+
+
+async def outbox_left(redis_url: str, prefix: str = "escalator") -> tuple[int, int]:
+    """(Slack messages not yet delivered, dead letters), read from the Redis the processes share."""
+    keys = Keys(prefix)
+    client = aioredis.from_url(redis_url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for stream in keys.outboxes("slack"):
+            pipe.xlen(stream)
+        pipe.zcard(keys.outbox_delayed("slack"))
+        pipe.xlen(keys.dead("slack"))
+        *pending, dead = await pipe.execute()
+    finally:
+        await client.aclose()
+    return sum(pending), dead
+
+
 async def until(check: Any, what: str, limit_s: float = 60, detail: Any = None) -> None:
-    """Wait (bounded) until `check()`; on giving up, say what `detail()` shows."""
+    """Wait (bounded) until `check()` (which may be async); on giving up, say what `detail()` shows."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        if check():
+        ok = check()
+        if inspect.isawaitable(ok):
+            ok = await ok
+        if ok:
             return
         await asyncio.sleep(0.25)
     raise AssertionError(f"never happened within {limit_s:.0f} s: {what}" + (f": {detail()}" if detail else ""))

@@ -11,6 +11,7 @@ import asyncio
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.clock import Clock, FakeClock, SystemClock, from_ms
 from bot.messages import Address, Notice, OutboxMessage
@@ -295,6 +296,102 @@ async def test_a_worker_killed_mid_burst_loses_nothing_and_repeats_at_most_its_i
         assert list(dict.fromkeys(order)) == by_lane(sent)[lane]  # still in order
     pending = await runtime.store.redis.xpending(runtime.store.keys.outbox("slack", 1), GROUP)
     assert pending["pending"] == 0
+
+
+async def test_a_killed_worker_is_taken_over_once_its_word_lapses_not_after_the_idle_claim(
+        runtime: Runtime, clock: FakeClock) -> None:
+    transport = Recorder(clock, latency=0.01)
+    transport.pace = lambda message: []  # type: ignore[method-assign]
+    sent = [post(n, f"C{lane:02d}", clock) for n in range(6) for lane in range(10)]
+    await commit(runtime, *sent)
+    killed = DeliveryWorker(runtime.outbox, transport, consumer="killed", max_in_flight=4, alive_ttl_ms=600)
+    task = asyncio.create_task(killed.run_forever(asyncio.Event()))
+    await until(lambda: len(transport.delivered) >= 10, "the first deliveries")
+    task.cancel()  # like kill -9: no hand-back, no acknowledgements for what was in flight
+    await asyncio.gather(task, return_exceptions=True)
+    # A running survivor with the default 60 s idle claim: only the lapsed liveness lets it take over.
+    survivor = DeliveryWorker(runtime.outbox, transport, consumer="survivor", alive_ttl_ms=600)
+    stop = asyncio.Event()
+    running = asyncio.create_task(survivor.run_forever(stop))
+    await until(lambda: set(transport.ids()) == {m.id for m in sent}, "every message delivered", limit_s=10)
+    await until(forgotten(runtime, "killed"), "the dead worker forgotten", poll=True)
+    stop.set()
+    await asyncio.wait_for(running, 15)
+    assert len(transport.ids()) - len(set(transport.ids())) <= 4  # at most what was in flight when it died
+    for lane, order in by_lane(transport.delivered).items():
+        assert list(dict.fromkeys(order)) == by_lane(sent)[lane]
+
+
+def forgotten(runtime: Runtime, consumer: str) -> Any:
+    """A check: `consumer` is gone from the delivery group and from the register of workers."""
+    async def check() -> bool:
+        redis, keys = runtime.store.redis, runtime.store.keys
+        consumers = await redis.xinfo_consumers(keys.outbox("slack", 1), GROUP)
+        workers = await redis.smembers(f"{keys.base}:workers:slack")
+        return all(c["name"] not in (consumer, consumer.encode()) for c in consumers) \
+            and consumer.encode() not in workers
+    return check
+
+
+async def test_a_worker_presumed_dead_while_stalled_delivers_nothing_its_successor_holds(
+        runtime: Runtime, clock: FakeClock) -> None:
+    stalled_transport = Recorder(clock)
+    stalled_transport.pace = lambda message: []  # type: ignore[method-assign]
+    stalled = DeliveryWorker(Outbox(runtime.store, clock), stalled_transport, consumer="stalled", alive_ttl_ms=600)
+    stop = asyncio.Event()
+    first = asyncio.create_task(stalled.run_forever(stop))
+    await until(lambda: stalled._alive, "the first worker says it lives")
+    # Its delivery loop and its heartbeat freeze (a stalled process, Redis out of its reach) ...
+    thaw, frozen = asyncio.Event(), asyncio.Event()
+    beat, housekeeping = stalled.outbox.beat, stalled._housekeeping
+
+    async def frozen_beat(*args: Any) -> bool:
+        await thaw.wait()
+        return await beat(*args)
+
+    async def frozen_housekeeping() -> None:
+        frozen.set()
+        await thaw.wait()
+        await housekeeping()
+
+    stalled.outbox.beat = frozen_beat  # type: ignore[method-assign]
+    stalled._housekeeping = frozen_housekeeping  # type: ignore[method-assign]
+    await asyncio.wait_for(frozen.wait(), 5)
+    # ... while its reader takes in 20 messages, which a second worker then takes over.
+    sent = [post(1, f"C{lane:02d}", clock) for lane in range(20)]
+    await commit(runtime, *sent)
+    await until(lambda: len(stalled._held) == 20, "the stalled worker holds the messages")
+    gate = Recorder(clock)
+    gate.pace = lambda message: []  # type: ignore[method-assign]
+    release = asyncio.Event()
+    deliver = gate.deliver
+
+    async def held_deliver(message: OutboxMessage) -> str | None:
+        await release.wait()
+        return await deliver(message)
+
+    gate.deliver = held_deliver  # type: ignore[method-assign]
+    successor = DeliveryWorker(runtime.outbox, gate, consumer="successor", alive_ttl_ms=600)
+    second = asyncio.create_task(successor.run_forever(stop))
+    await until(lambda: len(successor._held) == 20, "the successor took over", limit_s=10)
+    thaw.set()  # the first worker thaws, learns it was presumed dead, and lets go
+    await until(lambda: not stalled._held, "the first worker let go")
+    await asyncio.sleep(0.3)
+    release.set()
+    await until(lambda: len(gate.delivered) == 20, "the successor delivered")
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 15)
+    assert stalled_transport.delivered == []
+    assert sorted(gate.ids()) == sorted(m.id for m in sent)
+
+
+async def until(check: Any, what: str, limit_s: float = 5, *, poll: bool = False) -> None:
+    """Wait (bounded, real time) until `check()` (an async check with `poll`)."""
+    for _ in range(int(limit_s / 0.02)):
+        if (await check()) if poll else check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
 
 
 # ---- backlog figures and retries -------------------------------------------------------------------
