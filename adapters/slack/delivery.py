@@ -50,6 +50,7 @@ CARD_EVENT = "escalator_card"  # the metadata event type on every thread root we
 HISTORY_LIMIT = 100  # how far back find_root looks: a tier channel rarely gets 100 roots in a minute
 CHANNEL_BURST = 3  # ... with short bursts allowed
 WORKSPACE_BUDGET = (10.0, 20)  # chat.postMessage across the workspace: (per second, burst)
+TIER_3 = (50 / 60, 20)  # Web API Tier 3 methods (chat.update of a page DM amend): 50+/min
 
 # Errors that no retry will fix: dead-letter at once, with the error in the entry.
 PERMANENT_ERRORS = frozenset({
