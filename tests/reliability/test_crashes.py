@@ -32,6 +32,7 @@ from tests.reliability.traffic import (
     NEW_ENGINE,
     Escalations,
     cards,
+    consumers,
     missing,
     outbox_left,
     page_steps,
@@ -65,6 +66,14 @@ def drained(redis_url: str) -> Any:
     async def check() -> bool:
         return (await outbox_left(redis_url))[0] == 0
     return check
+
+
+async def one_consumer(redis_url: str) -> bool:
+    return len(await consumers(redis_url)) == 1
+
+
+async def two_consumers(redis_url: str) -> bool:
+    return len(await consumers(redis_url)) == 2
 
 
 def figures(api: FakeSlackApi, posts_again: list[str], pages_again: list[tuple[str, str]]) -> str:
@@ -123,9 +132,12 @@ async def test_kill_9_during_a_burst_of_100_then_a_restart_loses_nothing_and_pos
         await until(lambda: set(cards(api)) >= opened and set(pages(api)) >= opened,
                     "every card and page delivered after the restart", limit_s=60,
                     detail=lambda: missing(api, opened))
+        urgent = time.monotonic() - restarted
         await until(drained(throwaway_redis.url), "every reply and amend delivered", limit_s=60,
                     detail=lambda: missing(api, opened))
         took = time.monotonic() - restarted
+        # The killed process's consumer was taken over and forgotten: one consumer, the new process.
+        await until(lambda: one_consumer(throwaway_redis.url), "the killed consumer forgotten", limit_s=10)
     finally:
         await stop_async(proc)
     assert all(n == 1 for n in cards(api).values()), {c: n for c, n in cards(api).items() if n > 1}
@@ -135,8 +147,10 @@ async def test_kill_9_during_a_burst_of_100_then_a_restart_loses_nothing_and_pos
     assert len(in_flight) <= MAX_IN_FLIGHT
     assert set(posts_again) <= {post_key(c) for c in in_flight} and len(set(posts_again)) == len(posts_again)
     assert set(pages_again) <= set().union(*map(paged_in, in_flight)) and len(set(pages_again)) == len(pages_again)
+    roots = [c for c in in_flight if str(c.args.get("channel")).startswith("C0T") and not c.args.get("thread_ts")]
     print(f"kill -9 of 1 process: {len(opened)} cases, {len(unanswered)} unanswered requests retried, "
-          f"{len(in_flight)} posts in flight at the kill, all delivered {took:.1f} s after the restart, "
+          f"{len(in_flight)} posts in flight at the kill ({len(roots)} cards, none posted again), every card and "
+          f"page {urgent:.1f} s and everything {took:.1f} s after the restart, "
           f"{figures(api, posts_again, pages_again)}")
 
 
@@ -166,6 +180,7 @@ async def test_three_processes_with_one_killed_mid_burst_lose_nothing_and_fire_e
                     "every card, page and re-page delivered", limit_s=120,
                     detail=lambda: missing(api, opened))
         actions = await timeline_actions(throwaway_redis.url, config, opened)
+        await until(lambda: two_consumers(throwaway_redis.url), "the killed consumer forgotten", limit_s=10)
     finally:
         for proc in procs[1:]:
             await stop_async(proc)

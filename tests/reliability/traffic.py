@@ -252,6 +252,18 @@ async def outbox_left(redis_url: str, prefix: str = "escalator") -> tuple[int, i
     return sum(pending), dead
 
 
+async def consumers(redis_url: str, prefix: str = "escalator") -> set[str]:
+    """The consumers of Slack's delivery group (one per process that delivered), from Redis."""
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        found: set[str] = set()
+        for stream in Keys(prefix).outboxes("slack"):
+            found |= {c["name"] for c in await client.xinfo_consumers(stream, "delivery")}
+        return found
+    finally:
+        await client.aclose()
+
+
 async def until(check: Any, what: str, limit_s: float = 60, detail: Any = None) -> None:
     """Wait (bounded) until `check()` (which may be async); on giving up, say what `detail()` shows."""
     deadline = time.monotonic() + limit_s
