@@ -263,42 +263,32 @@ class SlackAdapter:
 
     async def _on_escalate_form(self, ack: Ack, body: dict[str, Any]) -> None:
         """The escalation form was submitted: open the case, show the outcome in the modal."""
-        result = inbound.escalate_submission(body, self.config)
-        if isinstance(result, dict):
-            await ack(response_action="errors", errors=result)
-            return
-        reply = await self._handle(result)
-        if not reply.ok:
-            await ack(response_action="errors", errors={ids.BLOCK_SUMMARY: reply.text[:2000]})
-            return
-        view = render.result_view("Case opened", reply, links=await self._resolve(reply.links))
-        await ack(response_action="update", view=view)
+        await self._submit(ack, inbound.escalate_submission(body, self.config), ids.BLOCK_SUMMARY,
+                           lambda reply: "Case opened")
 
     async def _on_reason_form(self, ack: Ack, body: dict[str, Any]) -> None:
         """The reason/resolution a button asked for: run the button's command."""
-        result = inbound.reason_submission(body, self.config)
-        if isinstance(result, dict):
-            await ack(response_action="errors", errors=result)
-            return
-        reply = await self._handle(result)
-        if not reply.ok:
-            await ack(response_action="errors", errors={ids.BLOCK_REASON: reply.text[:2000]})
-            return
-        title = "Done" if not reply.case_id else reply.case_id
-        await ack(response_action="update", view=render.result_view(title, reply,
-                                                                    links=await self._resolve(reply.links)))
+        await self._submit(ack, inbound.reason_submission(body, self.config), ids.BLOCK_REASON,
+                           lambda reply: reply.case_id or "Done")
 
     async def _on_incident_update_form(self, ack: Ack, body: dict[str, Any]) -> None:
         """The Post update form was submitted: post the update, show the outcome in the modal."""
-        result = inbound.incident_update_submission(body, self.config)
+        await self._submit(ack, inbound.incident_update_submission(body, self.config), ids.BLOCK_UPDATE,
+                           lambda reply: reply.case_id or "Done", resolve=False)
+
+    async def _submit(self, ack: Ack, result: Command | dict[str, str], block: str,
+                      title: Callable[[Reply], str], *, resolve: bool = True) -> None:
+        """A modal submission: its problems shown in the modal, else the command run and its outcome
+        shown in place of the form (with links to the threads already posted, when `resolve`)."""
         if isinstance(result, dict):
             await ack(response_action="errors", errors=result)
             return
         reply = await self._handle(result)
         if not reply.ok:
-            await ack(response_action="errors", errors={ids.BLOCK_UPDATE: reply.text[:2000]})
+            await ack(response_action="errors", errors={block: reply.text[:2000]})
             return
-        await ack(response_action="update", view=render.result_view(reply.case_id or "Done", reply))
+        links = await self._resolve(reply.links) if resolve else []
+        await ack(response_action="update", view=render.result_view(title(reply), reply, links=links))
 
     async def _on_button(self, ack: Ack, body: dict[str, Any], client: AsyncWebClient) -> None:
         """A case card button: ask for words first if it needs them, else run it."""

@@ -248,6 +248,14 @@ def press_command(press: ButtonPress, text: str | None = None) -> Command | Repl
                           target_tier=press.target_tier)
 
 
+def _metadata(view: Payload) -> Any:
+    """What a modal carried in `private_metadata` (the JSON this adapter put there), {} if unreadable."""
+    try:
+        return json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+
+
 def update_form_metadata(incident_id: str) -> str:
     """What the Post update modal carries so its submission names the incident."""
     return json.dumps({"c": incident_id}, separators=(",", ":"))
@@ -256,10 +264,7 @@ def update_form_metadata(incident_id: str) -> str:
 def incident_update_submission(body: Payload, config: Config) -> Command | dict[str, str]:
     """The Post update modal as the update command, or `{block_id: problem}` to show in it."""
     view = body.get("view") or {}
-    try:
-        meta = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        meta = {}
+    meta = _metadata(view)
     if not isinstance(meta, dict) or not meta.get("c"):
         return {ids.BLOCK_UPDATE: "This form has expired; click Post update on the incident card again."}
     values = _values(body)
@@ -277,10 +282,7 @@ def incident_update_submission(body: Payload, config: Config) -> Command | dict[
 def reason_submission(body: Payload, config: Config) -> Command | dict[str, str]:
     """The reason/resolution modal as the button's command, or `{block_id: problem}`."""
     view = body.get("view") or {}
-    try:
-        meta = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        meta = {}
+    meta = _metadata(view)
     if not isinstance(meta, dict) or meta.get("a") not in ACTIONS or not meta.get("c"):
         return {ids.BLOCK_REASON: "This form has expired; click the button on the case card again."}
     text = _input(_values(body), ids.BLOCK_REASON)
